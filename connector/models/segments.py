@@ -1,0 +1,94 @@
+"""Segments, their stored membership and its history, and materialised computed properties."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from connector.models.base import Base, BigId, str_enum, JSONType, utcnow
+from connector.models.subjects import SubjectType
+
+
+
+class SegmentKind(enum.StrEnum):
+    DYNAMIC = "dynamic"
+    MANUAL = "manual"
+
+
+class MembershipChange(enum.StrEnum):
+    ENTERED = "entered"
+    EXITED = "exited"
+
+
+class SegmentGroup(Base):
+    """A folder of segments; with single segments, the unit an HQ workspace syncs to its children."""
+
+    __tablename__ = "segment_groups"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    subject_type: Mapped[SubjectType] = mapped_column(str_enum(SubjectType, 10))
+    kind: Mapped[SegmentKind] = mapped_column(str_enum(SegmentKind, 10))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("segment_groups.id", ondelete="SET NULL"), index=True)
+    # The validated condition tree (dynamic segments); null for manual ones.
+    conditions: Mapped[dict[str, Any] | None] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_evaluated_at: Mapped[datetime | None]
+
+
+class SegmentMembership(Base):
+    """A subject's current presence in a segment. ``subject_id`` is a user or account id per the segment."""
+
+    __tablename__ = "segment_memberships"
+    __table_args__ = (Index(None, "subject_id"),)
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    entered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SegmentMembershipEvent(Base):
+    """Every enter and exit, kept as history."""
+
+    __tablename__ = "segment_membership_history"
+    __table_args__ = (Index(None, "segment_id", "at"), Index(None, "subject_id", "at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column(BigId)
+    change: Mapped[MembershipChange] = mapped_column(str_enum(MembershipChange, 10))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ComputedValue(Base):
+    """A materialised computed property of a user or account (``Segments`` is the first)."""
+
+    __tablename__ = "computed_values"
+    __table_args__ = (Index(None, "workspace_id", "subject_type", "name"),)
+
+    subject_type: Mapped[SubjectType] = mapped_column(str_enum(SubjectType, 10), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    value: Mapped[Any] = mapped_column(JSONType)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
