@@ -1,0 +1,25 @@
+"""JSON the API speaks: ISO 8601 timestamps, enums as their values."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from flask.json.provider import DefaultJSONProvider
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class ApiJSONProvider(DefaultJSONProvider):
+    sort_keys = False
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        return to_jsonable(o)
