@@ -51,10 +51,10 @@ class User(Base):
 
 class Account(Base):
     __tablename__ = "accounts"
-    __table_args__ = (UniqueConstraint("workspace_id", "external_id"), Index(None, "workspace_id", "domain"))
+    __table_args__ = (UniqueConstraint("workspace_id", "external_id"), Index("ix_accounts_workspace_domain", "workspace_id", "domain"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(255))
     domain: Mapped[str | None] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(String(255))
@@ -98,10 +98,10 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "message_id"),
         # "did NAME at least N times in the last 7 days" for some users: seek by user, name, time.
-        Index(None, "user_id", "name", "occurred_at"),
-        Index(None, "user_id", "kind", "occurred_at"),
+        Index("ix_events_user_name_time", "user_id", "name", "occurred_at"),
+        Index("ix_events_user_kind_time", "user_id", "kind", "occurred_at"),
         # Full refresh of one event condition over a workspace: seek by name and time.
-        Index(None, "workspace_id", "name", "occurred_at"),
+        Index("ix_events_workspace_name_time", "workspace_id", "name", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 09:56:11.161399
+Create Date: 2026-11-23 10:08:30.497927
 """
 
 from collections.abc import Sequence
@@ -72,7 +72,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('workspace_id', 'external_id', name=op.f('uq_accounts_workspace_id_external_id'))
     )
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_accounts_workspace_id'), ['workspace_id'], unique=False)
+        batch_op.create_index('ix_accounts_workspace_domain', ['workspace_id', 'domain'], unique=False)
 
     op.create_table('api_tokens',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -228,8 +228,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_events_account_id'), ['account_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_user_id'), ['user_id', 'name', 'occurred_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_events_workspace_id'), ['workspace_id', 'name', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_events_user_kind_time', ['user_id', 'kind', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_events_user_name_time', ['user_id', 'name', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_events_workspace_name_time', ['workspace_id', 'name', 'occurred_at'], unique=False)
 
     op.create_table('objects',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -447,8 +448,9 @@ def downgrade() -> None:
 
     op.drop_table('objects')
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_events_workspace_id'))
-        batch_op.drop_index(batch_op.f('ix_events_user_id'))
+        batch_op.drop_index('ix_events_workspace_name_time')
+        batch_op.drop_index('ix_events_user_name_time')
+        batch_op.drop_index('ix_events_user_kind_time')
         batch_op.drop_index(batch_op.f('ix_events_account_id'))
 
     op.drop_table('events')
@@ -488,7 +490,7 @@ def downgrade() -> None:
 
     op.drop_table('api_tokens')
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_accounts_workspace_id'))
+        batch_op.drop_index('ix_accounts_workspace_domain')
 
     op.drop_table('accounts')
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
