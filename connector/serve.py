@@ -1,0 +1,83 @@
+"""``connector serve``: the single-machine service.
+
+Migrates the database, starts the local HubSpot sandbox (for the demo), seeds demo data into an empty database,
+starts the scheduler in-process, and serves the API on a threaded WSGI server. Production runs the API under
+gunicorn (``gunicorn 'connector:create_app()'``) and the scheduler as its own process (``connector scheduler``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from connector import create_app
+from connector.config import Settings
+from connector.db import Database
+from connector.migrate import upgrade
+from connector.models import Workspace
+
+log = logging.getLogger("connector.serve")
+
+
+def serve(
+    settings: Settings,
+    db: Database,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    demo: bool = True,
+    scheduler: bool = True,
+    sandbox_port: int = 8010,
+) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade(settings.database_url)
+    log.info("database ready at %s", _safe_url(db))
+
+    sandbox = None
+    if sandbox_port:
+        from connector.testing.hubspot_sandbox import HubSpotSandbox
+
+        sandbox = HubSpotSandbox(host="127.0.0.1", port=sandbox_port).start()
+        log.info("HubSpot sandbox listening on %s", sandbox.url)
+
+    with db.session() as session:
+        empty = session.scalar(select(func.count()).select_from(Workspace)) == 0
+    if demo and empty:
+        from connector.demo import seed_demo
+
+        seed_demo(db, settings, sandbox_url=sandbox.url if sandbox else None, echo=print)
+
+    handle = None
+    if scheduler:
+        from connector.scheduling import start_scheduler
+
+        handle = start_scheduler(db, settings)
+
+    app = create_app(settings, database=db)
+    server = make_server(host, port, app, threaded=True)
+    stopping = threading.Event()
+
+    def _stop(*_args) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log.info("API on http://%s:%d/api/v1 (OpenAPI: /api/v1/openapi.json)", host, port)
+    try:
+        server.serve_forever()
+    finally:
+        if handle is not None:
+            handle.shutdown()
+        if sandbox is not None:
+            sandbox.stop()
+        db.dispose()
+
+
+def _safe_url(db: Database) -> str:
+    return db.engine.url.render_as_string(hide_password=True)
