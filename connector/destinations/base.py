@@ -14,8 +14,10 @@ Failures are classified by what the caller must decide:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -35,6 +37,21 @@ class TransientError(DestinationError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)
 
 
 @dataclass(frozen=True)
@@ -102,23 +119,69 @@ class DestinationConfig(BaseModel):
 
 
 class Destination:
-    """A destination: subclass, set ``type``, ``Config``, ``max_batch_size``, and implement the four methods.
+    """A destination: subclass, set ``type``, ``Config``, ``max_batch_size``, and implement the methods.
 
     An instance is built once per run (``Destination(config)``) and may be called from several threads at once.
+
+    What the sync engine can rely on:
+
+    * ``write`` and ``remove`` return exactly one ``RecordResult`` per input record (in any order; match by
+      ``key``). ``ok`` results carry the remote id when the destination has one.
+    * ``ConfigError`` fails the run, ``TransientError`` means "repeat this same call later" (after
+      ``retry_after`` seconds when given). A batch repeated after a ``TransientError`` is harmless: writes are
+      upserts or appends keyed by identity.
+    * ``rate_limit`` is the (requests, seconds) budget of this configured instance. A ``write`` may make more
+      than one HTTP request (isolating a bad record, reading before updating): bind the engine's limiter with
+      ``bind_rate_limiter`` so every request takes a token; unbound, count one token per call.
+    * Values for multi-select and multi-line fields are rendered by ``render_multi_select`` and
+      ``render_multiline``: the encoding belongs to the destination.
     """
 
     type: ClassVar[str]
     label: ClassVar[str]
     Config: ClassVar[type[DestinationConfig]]
     max_batch_size: ClassVar[int] = 100
-    # Requests per second the destination allows by default (token bucket in the sync engine); None = no limit.
+    # Requests per window the destination allows by default (token bucket in the sync engine); None = no limit.
     default_rate_limit: ClassVar[tuple[int, float] | None] = None  # (requests, per seconds)
-    # The objects it can write to ("contacts", "companies", ...).
+    # The objects it can write to ("contacts", "companies", ...); empty = any object name (see accepts_object).
     objects: ClassVar[Sequence[str]] = ()
     supports_remove: ClassVar[bool] = False
 
-    def __init__(self, config: DestinationConfig) -> None:
+    def __init__(self, config: DestinationConfig | Mapping[str, Any]) -> None:
+        if not isinstance(config, self.Config):
+            config = self.Config.model_validate(dict(config) if isinstance(config, Mapping) else config)
         self.config = config
+        self._acquire: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        # The config's repr masks secrets (SecretStr); nothing else of the instance is shown.
+        return f"{type(self).__name__}({self.config!r})"
+
+    # -- what the engine reads -------------------------------------------------------------------------------
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """``(requests, seconds)`` this instance may make, or None for no limit."""
+        return self.default_rate_limit
+
+    def bind_rate_limiter(self, acquire: Callable[[], None] | None) -> None:
+        """Have the destination call ``acquire()`` (blocking until a token is free) before every request."""
+        self._acquire = acquire
+
+    @classmethod
+    def accepts_object(cls, object_type: str) -> bool:
+        """Whether this type can write ``object_type`` (callable on the class, e.g. when a sync is saved)."""
+        return not cls.objects or object_type in cls.objects
+
+    def render_multi_select(self, values: Iterable[str]) -> str:
+        """One field value holding several choices (e.g. segment names), in the destination's encoding."""
+        return ";".join(dict.fromkeys(values))
+
+    def render_multiline(self, values: Iterable[str]) -> str:
+        """One text value with one line per item."""
+        return "\n".join(values)
+
+    # -- what a destination implements -----------------------------------------------------------------------
 
     def check(self) -> None:
         """Verify that the destination is reachable and the credentials work; raise ``ConfigError`` if not."""
@@ -126,15 +189,21 @@ class Destination:
 
     def prepare(self, plan: WritePlan) -> None:
         """Make sure the destination can take the planned fields (create missing properties and options)."""
-        raise NotImplementedError
 
     def write(self, plan: WritePlan, batch: Sequence[OutboundRecord]) -> list[RecordResult]:
         """Write one batch (at most ``max_batch_size``); one result per input record, in any order."""
         raise NotImplementedError
 
     def remove(self, plan: WritePlan, batch: Sequence[OutboundRecord]) -> list[RecordResult]:
-        """Remove records that left the sync (only where ``supports_remove``)."""
-        raise NotImplementedError
+        """Remove records that left the sync (only where ``supports_remove``); records already gone are ok."""
+        raise NotImplementedError(f"{type(self).__name__} cannot remove records")
 
     def close(self) -> None:
         """Release connections; called once at the end of a run."""
+
+    # -- for subclasses ---------------------------------------------------------------------------------------
+
+    def _throttle(self) -> None:
+        """Take a token from the engine's limiter, when one is bound; call before every request."""
+        if self._acquire is not None:
+            self._acquire()

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 import click
 
-commands: list[click.Command] = []
+from connector.testing.hubspot_sandbox import sandbox_command
+
+commands: list[click.Command] = [sandbox_command]
