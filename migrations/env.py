@@ -12,6 +12,12 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _include_object(obj, name, type_, reflected, compare_to) -> bool:
+    # APScheduler's job table is made by a migration but belongs to the library: autogenerate must not drop it.
+    table = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", "")
+    return not (reflected and compare_to is None and (table or "").startswith("apscheduler_"))
+
+
 def run_migrations_offline() -> None:
     url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
     context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
@@ -40,6 +46,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

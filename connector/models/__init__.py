@@ -1,6 +1,7 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
 from connector.models.base import Base, utcnow
+from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
     ComputedValue,
     MembershipChange,
@@ -40,7 +41,7 @@ from connector.models.tenancy import ApiToken, Company, Member, Role, Workspace,
 __all__ = [
     "Account", "AccountTag", "AccountUser", "ApiToken", "Base", "Company", "ComputedValue", "Destination",
     "Device", "Event", "EventKind", "Member", "MembershipChange", "ObjectRecord", "ObjectType", "Platform",
-    "RecordState", "Role", "RunStatus", "Segment", "SegmentGroup", "SegmentKind", "SegmentMembership",
-    "SegmentMembershipEvent", "SubjectType", "Sync", "SyncMode", "SyncRecord", "SyncRun", "SyncRunError",
-    "SyncSegment", "User", "UserTag", "Workspace", "WorkspaceMembership", "utcnow",
+    "RecordState", "Role", "RunStatus", "SchedulerLease", "Segment", "SegmentGroup", "SegmentKind",
+    "SegmentMembership", "SegmentMembershipEvent", "SubjectType", "Sync", "SyncMode", "SyncRecord", "SyncRun",
+    "SyncRunError", "SyncSegment", "User", "UserTag", "Workspace", "WorkspaceMembership", "utcnow",
 ]

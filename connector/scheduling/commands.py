@@ -2,6 +2,35 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
-commands: list[click.Command] = []
+
+@click.command("scheduler")
+@click.option(
+    "--retry-seconds",
+    default=5.0,
+    show_default=True,
+    type=float,
+    help="How often a standby process tries to become the active scheduler.",
+)
+@click.pass_obj
+def scheduler(obj, retry_seconds: float) -> None:
+    """Run the scheduler as its own process until SIGTERM or SIGINT.
+
+    Several processes may run it: one is active (it holds the database's scheduler lock), the others stand by and
+    take over when it stops. Run `connector db upgrade` first.
+    """
+    from connector.scheduling import run_scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # connector.scheduling logs every job's outcome; APScheduler's executor would say the same twice.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+    try:
+        run_scheduler(obj.db, obj.settings, retry_seconds=retry_seconds)
+    finally:
+        obj.db.dispose()
+
+
+commands: list[click.Command] = [scheduler]

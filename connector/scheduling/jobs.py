@@ -1,0 +1,116 @@
+"""The scheduled jobs: module-level functions with plain arguments, so the job store can persist them.
+
+A persisted job names its function by reference (``connector.scheduling.jobs:run_scheduled_sync``) and holds
+only ids as arguments; the database a job works on is the one of the scheduler running in this process, bound
+when that scheduler starts (``bind_database``), so no URL or secret is ever written into the job store.
+Each job is an entry point: it opens its own session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+
+from connector.db import Database
+from connector.models import RunStatus, Sync, SyncRun, utcnow
+
+log = logging.getLogger("connector.scheduling")
+
+SYNC_JOB_PREFIX = "sync:"
+SEGMENTS_REFRESH_JOB_ID = "segments:refresh-time-relative"
+RUN_SYNC_REF = "connector.scheduling.jobs:run_scheduled_sync"
+REFRESH_SEGMENTS_REF = "connector.scheduling.jobs:refresh_time_relative_segments"
+
+_bound: tuple[Database, str | None] | None = None
+_bound_lock = threading.Lock()
+
+
+def sync_job_id(sync_id: int) -> str:
+    return f"{SYNC_JOB_PREFIX}{sync_id}"
+
+
+def sync_id_of(job_id: str) -> int | None:
+    """The sync a job id belongs to, or None for other jobs."""
+    if job_id.startswith(SYNC_JOB_PREFIX) and job_id[len(SYNC_JOB_PREFIX) :].isdigit():
+        return int(job_id[len(SYNC_JOB_PREFIX) :])
+    return None
+
+
+def bind_database(db: Database, secret_key: str | None = None) -> None:
+    """Make ``db`` the database the jobs of this process work on (done when a scheduler starts); ``secret_key``
+    decrypts destination secrets (None: ``CONNECTOR_SECRET_KEY``)."""
+    global _bound
+    with _bound_lock:
+        _bound = (db, secret_key)
+
+
+def unbind_database(db: Database) -> None:
+    """Forget ``db`` if it is the bound one (done when its scheduler stops)."""
+    global _bound
+    with _bound_lock:
+        if _bound is not None and _bound[0] is db:
+            _bound = None
+
+
+def bound_database() -> Database:
+    return _bound_context()[0]
+
+
+def _bound_context() -> tuple[Database, str | None]:
+    with _bound_lock:
+        if _bound is None:
+            raise RuntimeError("no scheduler is running in this process: scheduled jobs have no database")
+        return _bound
+
+
+def run_scheduled_sync(sync_id: int) -> str | None:
+    """Run a sync on its schedule and return the run's status.
+
+    The sync engine's lease makes a run exclusive: a tick that finds the previous run still going is recorded
+    there as a ``skipped`` run. A sync deleted since the last reconcile is left alone (its job goes at the next).
+    """
+    from connector.syncs import run_sync
+
+    db, secret_key = _bound_context()
+    try:
+        outcome = run_sync(db, sync_id, trigger="schedule", secret_key=secret_key)
+    except LookupError:
+        log.info("sync %s no longer exists; its job is removed at the next reconcile", sync_id)
+        return None
+    log.info("scheduled run %s of sync %s: %s", outcome.run_id, sync_id, outcome.status.value)
+    return outcome.status.value
+
+
+def refresh_time_relative_segments() -> None:
+    """Re-evaluate the segments whose conditions slide with time (``in the last 7 days``) in every workspace."""
+    from connector.segments.membership import refresh_time_relative_segments as refresh
+
+    with bound_database().session() as session:
+        result = refresh(session)
+    log.info(
+        "time-relative segments refreshed: %s segment(s) in %s workspace(s), %s entered, %s exited",
+        result["segments"],
+        result["workspaces"],
+        result["entered"],
+        result["exited"],
+    )
+
+
+def record_missed_run(db: Database, sync_id: int, scheduled_at: datetime, reason: str) -> None:
+    """Write a ``skipped`` run in the sync's history for a scheduled run that did not happen (a misfire), so
+    operators see it where they look for runs."""
+    with db.session() as session:
+        if session.get(Sync, sync_id) is None:
+            return
+        now = utcnow()
+        session.add(
+            SyncRun(
+                sync_id=sync_id,
+                status=RunStatus.SKIPPED,
+                trigger="schedule",
+                started_at=now,
+                finished_at=now,
+                first_error=f"{reason} (scheduled for {scheduled_at.isoformat()})",
+            )
+        )
