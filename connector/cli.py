@@ -104,8 +104,12 @@ def token() -> None:
 @token.command("create")
 @click.option("--email", required=True, help="The member's email.")
 @click.option("--workspace", "workspace_slug", required=True, help="A workspace of the member's company.")
-@click.option("--role", type=click.Choice(["workspace_admin", "editor", "viewer"]), default=None,
-              help="Add the member to the workspace with this role (creating the member if needed).")
+@click.option(
+    "--role",
+    type=click.Choice(["workspace_admin", "editor", "viewer"]),
+    default=None,
+    help="Add the member to the workspace with this role (creating the member if needed).",
+)
 @click.option("--name", default="cli", show_default=True)
 @pass_context
 def token_create(obj, email, workspace_slug, role, name) -> None:
@@ -134,8 +138,13 @@ def token_create(obj, email, workspace_slug, role, name) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Seed demo data into an empty database.")
 @click.option("--scheduler/--no-scheduler", default=True, show_default=True, help="Run the scheduler in-process.")
-@click.option("--sandbox-port", default=8010, show_default=True, type=int,
-              help="Port of the local HubSpot sandbox started for the demo (0: do not start it).")
+@click.option(
+    "--sandbox-port",
+    default=8010,
+    show_default=True,
+    type=int,
+    help="Port of the local HubSpot sandbox started for the demo (0: do not start it).",
+)
 @pass_context
 def serve(obj: Context, host: str, port: int, demo: bool, scheduler: bool, sandbox_port: int) -> None:
     """Run the service: migrate, seed the demo when empty, start the scheduler, serve the API."""

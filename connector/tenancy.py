@@ -103,7 +103,7 @@ def member_for_token(session: Session, token: str) -> Member | None:
 def access_to(session: Session, member: Member, workspace_ref: str) -> tuple[Workspace, Access] | None:
     """The workspace named by slug or id, if this member may see it, with the member's role there."""
     condition = Workspace.slug == workspace_ref
-    if workspace_ref.isdigit():
+    if workspace_ref.isascii() and workspace_ref.isdigit() and len(workspace_ref) < 19:
         condition = or_(condition, Workspace.id == int(workspace_ref))
     workspace = session.scalars(
         select(Workspace).where(condition, Workspace.company_id == member.company_id).limit(1)
@@ -124,7 +124,9 @@ def access_to(session: Session, member: Member, workspace_ref: str) -> tuple[Wor
 
 def visible_workspaces(session: Session, member: Member) -> list[tuple[Workspace, Role]]:
     if member.is_company_admin:
-        rows = session.scalars(select(Workspace).where(Workspace.company_id == member.company_id).order_by(Workspace.id))
+        rows = session.scalars(
+            select(Workspace).where(Workspace.company_id == member.company_id).order_by(Workspace.id)
+        )
         return [(w, Role.WORKSPACE_ADMIN) for w in rows]
     rows = session.execute(
         select(Workspace, WorkspaceMembership.role)

@@ -11,7 +11,9 @@ from connector.api.context import authenticate, require_role, unit_of_work
 from connector.models import Member, Role, Workspace, WorkspaceMembership
 from connector.tenancy import visible_workspaces
 
-root = APIBlueprint("workspaces", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="workspaces")], abp_security=BEARER)
+root = APIBlueprint(
+    "workspaces", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="workspaces")], abp_security=BEARER
+)
 root.before_request(authenticate)
 scoped = workspace_blueprint("workspace", "workspaces")
 
@@ -66,6 +68,4 @@ def list_members(path: WorkspacePath):
             .where(WorkspaceMembership.workspace_id == g.access.workspace_id)
             .order_by(Member.id)
         )
-        return {
-            "data": [{"id": m.id, "email": m.email, "name": m.name, "role": role.value} for m, role in rows]
-        }
+        return {"data": [{"id": m.id, "email": m.email, "name": m.name, "role": role.value} for m, role in rows]}
