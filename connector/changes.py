@@ -30,12 +30,17 @@ class ChangeSet:
         return bool(self.user_ids or self.account_ids)
 
     def add_users(self, ids, *kinds: str) -> None:
-        self.user_ids.update(ids)
-        self.kinds.update(kinds)
+        """Record that these users changed in these ways; no users, no change (the kinds are not recorded)."""
+        ids = set(ids)
+        if ids:
+            self.user_ids |= ids
+            self.kinds.update(kinds)
 
     def add_accounts(self, ids, *kinds: str) -> None:
-        self.account_ids.update(ids)
-        self.kinds.update(kinds)
+        ids = set(ids)
+        if ids:
+            self.account_ids |= ids
+            self.kinds.update(kinds)
 
     def merge(self, other: ChangeSet) -> ChangeSet:
         self.user_ids |= other.user_ids

@@ -23,3 +23,10 @@ class ApiJSONProvider(DefaultJSONProvider):
     @staticmethod
     def default(o: Any) -> Any:
         return to_jsonable(o)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            # Absurdly deep nesting is malformed input (a 4xx), not a server fault.
+            raise ValueError("JSON is nested too deeply") from None

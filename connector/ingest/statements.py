@@ -1,0 +1,122 @@
+"""SQL pieces ingestion needs that differ by dialect, written once.
+
+``insert_into`` gives the dialect's INSERT (PostgreSQL's and SQLite's both have ``ON CONFLICT``), ``one_of`` a
+membership test in a list of values, ``json_text`` the text of one key of a JSON column, where the key may itself be
+a column.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, Text, bindparam, column, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+
+def insert_into(session: Session, table: Table | Any):
+    """``INSERT`` for this session's dialect, so ``on_conflict_do_nothing`` / ``_do_update`` are available."""
+    table = getattr(table, "__table__", table)
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_rows(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    conflict: Sequence[str] | None = None,
+    returning: Sequence[Any] = (),
+):
+    """``INSERT`` many rows (all with the same keys), skipping those that hit a unique constraint.
+
+    ``conflict`` names the constraint's columns (None: any unique constraint). Returns the ``returning`` columns of
+    the rows inserted, or None without ``returning``. On PostgreSQL the rows travel as one JSON parameter unpacked
+    by ``jsonb_to_recordset``: a short statement whatever the number of rows, where a multi-row VALUES list of
+    thousands of placeholders costs more to build, send and parse than the insert itself.
+    """
+    if not rows:
+        return [] if returning else None
+    names = list(rows[0])
+    if session.get_bind().dialect.name == "postgresql":
+        records = (
+            func.jsonb_to_recordset(bindparam(None, [_jsonable(row) for row in rows], type_=postgresql.JSONB))
+            .table_valued(*[column(name, table.c[name].type) for name in names])
+            .render_derived(with_types=True)
+        )
+        statement = postgresql.insert(table).from_select(names, select(*[records.c[name] for name in names]))
+        statement = statement.on_conflict_do_nothing(index_elements=conflict)
+        if returning:
+            return session.execute(statement.returning(*returning)).all()
+        session.execute(statement)
+        return None
+    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    if returning:
+        return session.execute(statement.returning(*returning), list(rows)).all()
+    session.execute(statement, list(rows))
+    return None
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value.isoformat()
+        if isinstance(value, datetime)
+        else value.value
+        if isinstance(value, enum.Enum)
+        else value
+        for key, value in row.items()
+    }
+
+
+def one_of(session: Session, column: ColumnElement, values) -> ColumnElement:
+    """``column IN values``; on PostgreSQL ``column IN (SELECT unnest(:array))``.
+
+    One array parameter however many values (a thousand placeholders cost more to send and parse than the lookup),
+    and a semi-join rather than ``= ANY(:array)``, which a prepared statement's generic plan tests by scanning the
+    array for every row.
+    """
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, values, type_=postgresql.ARRAY(column.type))
+        return column.in_(select(func.unnest(array)))
+    return column.in_(values)
+
+
+class json_text(FunctionElement):
+    """The value of ``column[key]`` as text (NULL when missing); ``key`` is a string or a SQL expression.
+
+    Scalars read the same on every dialect: ``"pro"`` -> ``pro``, ``100`` -> ``100``, ``true`` -> ``true``.
+    """
+
+    type = Text()
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement, key: str | ColumnElement) -> None:
+        if isinstance(key, str):
+            key = literal(key, Text())
+        super().__init__(column, key)
+
+
+@compiles(json_text, "postgresql")
+def _json_text_postgresql(element, compiler, **kw):
+    column, key = element.clauses
+    return f"({compiler.process(column, **kw)} ->> {compiler.process(key, **kw)})"
+
+
+@compiles(json_text)
+def _json_text_sqlite(element, compiler, **kw):
+    column, key = element.clauses
+    column_sql = compiler.process(column, **kw)
+    path = f"""('$."' || {compiler.process(key, **kw)} || '"')"""
+    # json_extract gives SQLite's own values (true -> 1); spell booleans as JSON does, like PostgreSQL's ->>.
+    return (
+        f"(CASE json_type({column_sql}, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        f"ELSE CAST(json_extract({column_sql}, {path}) AS TEXT) END)"
+    )
