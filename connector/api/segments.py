@@ -1,9 +1,618 @@
-"""API module placeholder: filled by its feature."""
+"""Segments and segment groups: definitions, membership, history, preview, explain, manual members, export.
+
+Every route is under ``/api/v1/workspaces/<workspace>``. Saving a definition evaluates it before the answer, so
+the ``member_count`` in the answer is current. Errors are problem documents naming the field
+(``body.conditions.children[1].count.value``); deleting (or changing the subject type of) a segment that something
+uses is a 409 listing the users in ``usages``.
+"""
 
 from __future__ import annotations
 
-from flask_openapi3 import APIBlueprint
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Literal
+
+from flask import Response, g, request, stream_with_context
+from flask_openapi3 import APIBlueprint, RawModel
+from flask_openapi3.models import MediaType, RequestBody, Schema
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from connector.api.common import WorkspacePath, decode_cursor, encode_cursor, workspace_blueprint
+from connector.api.context import unit_of_work, workspace_id
+from connector.api.problems import ProblemError, conflict, invalid, not_found
+from connector.models import (
+    Account,
+    Segment,
+    SegmentGroup,
+    SegmentKind,
+    SegmentMembership,
+    SegmentMembershipEvent,
+    SubjectType,
+    User,
+)
+from connector.segments import manual, service
+from connector.segments.membership import Evaluation
+
+segments_bp = workspace_blueprint("segments", "segments", "/segments")
+groups_bp = workspace_blueprint("segment_groups", "segments", "/segment-groups")
+
+MAX_ID = 2**63 - 1
+PAGE_MAX = 500
+EXPORT_CHUNK = 1_000
+MAX_EXPORT_ATTRIBUTES = 50
+_ATTRIBUTE_NAME = re.compile(r'\A[^"\\\x00-\x1f\x7f,]{1,100}\Z')
 
 
 def blueprints() -> list[APIBlueprint]:
-    return []
+    return [segments_bp, groups_bp]
+
+
+# -- models ----------------------------------------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SegmentPath(WorkspacePath):
+    segment_id: int = Field(ge=1, le=MAX_ID)
+
+
+class GroupPath(WorkspacePath):
+    group_id: int = Field(ge=1, le=MAX_ID)
+
+
+class SegmentCreate(_Body):
+    name: str = Field(min_length=1, max_length=service.NAME_MAX)
+    description: str = Field("", max_length=service.DESCRIPTION_MAX)
+    subject_type: SubjectType = SubjectType.USER
+    kind: SegmentKind = SegmentKind.DYNAMIC
+    group_id: int | None = Field(None, ge=1, le=MAX_ID)
+    conditions: dict[str, Any] | None = Field(None, description="The condition tree (dynamic segments)")
+
+
+class SegmentUpdate(_Body):
+    name: str | None = Field(None, min_length=1, max_length=service.NAME_MAX)
+    description: str | None = Field(None, max_length=service.DESCRIPTION_MAX)
+    subject_type: SubjectType | None = None
+    kind: SegmentKind | None = None
+    group_id: int | None = Field(None, ge=1, le=MAX_ID, description="null takes the segment out of its group")
+    conditions: dict[str, Any] | None = None
+
+
+class SegmentListQuery(BaseModel):
+    subject_type: SubjectType | None = None
+    group_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+class PageQuery(BaseModel):
+    cursor: str | None = Field(None, max_length=500)
+    limit: int = Field(50, ge=1, le=PAGE_MAX)
+
+
+class MembersQuery(PageQuery):
+    search: str | None = Field(None, min_length=1, max_length=320, description="Prefix of email or external id")
+
+    @field_validator("search")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+
+class HistoryQuery(PageQuery):
+    since: datetime | None = Field(None, description="Only changes at or after this instant (ISO 8601)")
+
+
+class SubjectHistoryQuery(HistoryQuery):
+    subject_type: SubjectType
+    subject_id: int = Field(ge=1, le=MAX_ID)
+
+
+class ExplainQuery(BaseModel):
+    subject_id: int = Field(ge=1, le=MAX_ID)
+
+
+class ExportQuery(BaseModel):
+    attributes: str | None = Field(None, max_length=5_000, description="Comma-separated attribute names")
+
+
+class PreviewBody(_Body):
+    subject_type: SubjectType = SubjectType.USER
+    conditions: dict[str, Any]
+    segment_id: int | None = Field(None, ge=1, le=MAX_ID, description="Diff against this segment's membership")
+
+
+class MembersBody(_Body):
+    add: list[Any] = Field(default_factory=list, max_length=10_000)
+    remove: list[Any] = Field(default_factory=list, max_length=10_000)
+
+
+class UploadQuery(BaseModel):
+    mode: Literal["add", "remove"] = "add"
+
+
+class UploadCreateQuery(BaseModel):
+    name: str = Field(min_length=1, max_length=service.NAME_MAX)
+    subject_type: SubjectType = SubjectType.USER
+    description: str = Field("", max_length=1_000)
+    group_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+class CsvUpload(RawModel):
+    mimetypes = ["multipart/form-data", "text/csv"]
+
+
+class GroupBody(_Body):
+    name: str = Field(min_length=1, max_length=service.NAME_MAX)
+
+
+# -- errors ----------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def service_errors(location: str = "body") -> Iterator[None]:
+    """Turn the segment services' errors into problem documents (fields prefixed with ``location``)."""
+    try:
+        yield
+    except service.InvalidSegmentError as exc:
+        raise _problem(422, "Invalid request", exc.errors, location) from exc
+    except service.NameTakenError as exc:
+        raise _problem(409, "Conflict", exc.errors, location) from exc
+    except service.SegmentNotFoundError as exc:
+        raise not_found(exc.what) from exc
+    except service.SegmentInUseError as exc:
+        usages = [{"kind": u.kind, "id": u.id, "name": u.name} for u in exc.usages]
+        raise conflict(str(exc), usages=usages) from exc
+    except manual.MembersError as exc:
+        raise _problem(422, "Invalid request", exc.errors, location) from exc
+    except manual.NotManualError as exc:
+        raise conflict(str(exc)) from exc
+    except IntegrityError as exc:
+        raise conflict("Another request changed the same segment at the same time; try again.") from exc
+
+
+def _problem(status: int, title: str, errors: list[dict[str, str]], location: str) -> ProblemError:
+    errors = [{**e, "field": f"{location}.{e['field']}"} for e in errors]
+    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+    return ProblemError(status, title, detail, errors=errors)
+
+
+# -- shaping ---------------------------------------------------------------------------------------------------------
+
+
+def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
+    return {
+        "id": segment.id,
+        "name": segment.name,
+        "description": segment.description,
+        "subject_type": segment.subject_type,
+        "kind": segment.kind,
+        "group_id": segment.group_id,
+        "conditions": segment.conditions,
+        "is_time_relative": segment.is_time_relative,
+        "member_count": member_count,
+        "created_by": segment.created_by_id,
+        "updated_by": segment.updated_by_id,
+        "created_at": segment.created_at,
+        "updated_at": segment.updated_at,
+        "last_evaluated_at": segment.last_evaluated_at,
+    }
+
+
+def _segment_answer(session, segment: Segment) -> dict[str, Any]:
+    return segment_json(segment, service.member_counts(session, [segment.id])[segment.id])
+
+
+def _evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        **evaluation.summary(),
+        "at": evaluation.at,
+        "by_segment": [{"segment_id": i, "entered": e, "exited": x} for i, (e, x) in sorted(evaluation.counts.items())],
+    }
+
+
+def _members_result_json(result: manual.MembersResult, location: str) -> dict[str, Any]:
+    answer = result.as_dict()
+    answer["unknown"] = [{**u, "field": f"{location}.{u['field']}"} if "field" in u else u for u in result.unknown]
+    return answer
+
+
+# -- segments --------------------------------------------------------------------------------------------------------
+
+
+@segments_bp.get("")
+def list_segments(path: WorkspacePath, query: SegmentListQuery):
+    """The workspace's segments, by name, each with its current number of members."""
+    with unit_of_work() as session:
+        segments = service.list_segments(
+            session, workspace_id(), subject_type=query.subject_type, group_id=query.group_id
+        )
+        counts = service.member_counts(session, [s.id for s in segments])
+        return {"data": [segment_json(s, counts[s.id]) for s in segments]}
+
+
+@segments_bp.post("")
+def create_segment(path: WorkspacePath, body: SegmentCreate):
+    """Create a segment. A dynamic one is evaluated before the answer (its members are current)."""
+    with service_errors(), unit_of_work() as session:
+        segment = service.create_segment(
+            session,
+            workspace_id(),
+            name=body.name,
+            subject_type=body.subject_type,
+            kind=body.kind,
+            conditions=body.conditions,
+            description=body.description,
+            group_id=body.group_id,
+            member_id=g.member.id,
+        )
+        return _segment_answer(session, segment), 201
+
+
+@segments_bp.get("/<int:segment_id>")
+def get_segment(path: SegmentPath):
+    """One segment with its current number of members."""
+    with service_errors(), unit_of_work() as session:
+        return _segment_answer(session, service.get_segment(session, workspace_id(), path.segment_id))
+
+
+@segments_bp.patch("/<int:segment_id>")
+def update_segment(path: SegmentPath, body: SegmentUpdate):
+    """Change a segment: rename, describe, regroup, redefine. A new definition is evaluated before the answer."""
+    given = {name: getattr(body, name) for name in body.model_fields_set}
+    for name in ("name", "description", "subject_type", "kind"):
+        if name in given and given[name] is None:
+            raise invalid(f"body.{name}", "must not be null")
+    with service_errors(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        service.update_segment(session, segment, member_id=g.member.id, **given)
+        return _segment_answer(session, segment)
+
+
+@segments_bp.delete("/<int:segment_id>")
+def delete_segment(path: SegmentPath):
+    """Delete a segment; 409 listing what uses it (segments, syncs, …) while anything does."""
+    with service_errors(), unit_of_work() as session:
+        service.delete_segment(session, service.get_segment(session, workspace_id(), path.segment_id))
+    return "", 204
+
+
+@segments_bp.post("/<int:segment_id>/refresh")
+def refresh_segment(path: SegmentPath):
+    """Fully re-evaluate one segment (and, for the subjects that changed, the segments referencing it)."""
+    with service_errors(), unit_of_work() as session:
+        return _evaluation_json(service.refresh(session, workspace_id(), path.segment_id))
+
+
+@segments_bp.post("/refresh")
+def refresh_all(path: WorkspacePath):
+    """Fully re-evaluate every dynamic segment of the workspace, in dependency order."""
+    with unit_of_work() as session:
+        return _evaluation_json(service.refresh(session, workspace_id()))
+
+
+@segments_bp.post("/preview")
+def preview(path: WorkspacePath, body: PreviewBody):
+    """Evaluate a definition without saving it: count, up to 20 members, and would_add / would_remove against
+    ``segment_id``'s current membership."""
+    with service_errors(), unit_of_work() as session:
+        return service.preview_segment(
+            session,
+            workspace_id(),
+            subject_type=body.subject_type,
+            conditions=body.conditions,
+            segment_id=body.segment_id,
+        )
+
+
+@segments_bp.get("/<int:segment_id>/explain")
+def explain(path: SegmentPath, query: ExplainQuery):
+    """Why a subject is (or is not) in the segment: every node of the tree, matched or not, with what was seen."""
+    with service_errors(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        return service.explain_membership(session, segment, query.subject_id)
+
+
+# -- members ---------------------------------------------------------------------------------------------------------
+
+
+@segments_bp.get("/<int:segment_id>/members")
+def list_members(path: SegmentPath, query: MembersQuery):
+    """Current members, in id order, ``limit`` at a time (``next_cursor`` fetches the next page); ``search``
+    keeps those whose email or external id starts with it."""
+    after = _cursor_int(query.cursor, "after")
+    with service_errors(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        subject, columns = _subject_columns(segment.subject_type)
+        stmt = (
+            select(SegmentMembership.subject_id, SegmentMembership.entered_at, *columns)
+            .join(subject, subject.id == SegmentMembership.subject_id)
+            .where(SegmentMembership.segment_id == segment.id, subject.workspace_id == segment.workspace_id)
+            .order_by(SegmentMembership.subject_id)
+            .limit(query.limit + 1)
+        )
+        if after is not None:
+            stmt = stmt.where(SegmentMembership.subject_id > after)
+        if query.search:
+            prefixes = [subject.external_id.startswith(query.search, autoescape=True)]
+            if subject is User:
+                prefixes.append(User.email.startswith(query.search.lower(), autoescape=True))
+            stmt = stmt.where(or_(*prefixes))
+        rows = session.execute(stmt).all()
+    page = rows[: query.limit]
+    data = [{"id": r.subject_id, **_identity(r), "entered_at": r.entered_at} for r in page]
+    next_cursor = encode_cursor({"after": page[-1].subject_id}) if len(rows) > query.limit else None
+    return {"data": data, "next_cursor": next_cursor}
+
+
+@segments_bp.post("/<int:segment_id>/members")
+def change_members(path: SegmentPath, body: MembersBody):
+    """Add and remove members of a manual segment by ``id``, ``email`` or ``external_id``. People who do not exist
+    are reported in ``unknown`` (by field); the others are applied."""
+    with service_errors(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        references = manual.references_from_json(body.add, body.remove)
+        result = manual.change_manual_members(session, segment, references)
+        answer = _members_result_json(result, "body")
+        answer["member_count"] = manual.member_count(session, segment.id)
+        return answer
+
+
+@segments_bp.post("/<int:segment_id>/members/upload")
+def upload_members(path: SegmentPath, query: UploadQuery, raw: CsvUpload):
+    """Add (or, with ``mode=remove``, remove) members of a manual segment from a CSV of ids, emails or external
+    ids. Rows naming nobody are reported in ``unknown`` (by row number); the others are applied."""
+    with service_errors(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        rows = manual.references_from_csv(_upload_stream(), query.mode)
+        result = manual.change_manual_members(session, segment, rows)
+        answer = result.as_dict()
+        answer["member_count"] = manual.member_count(session, segment.id)
+        return answer
+
+
+@segments_bp.post("/upload")
+def create_from_upload(path: WorkspacePath, query: UploadCreateQuery, raw: CsvUpload):
+    """Create a manual segment named ``name`` whose members are the people of a CSV (as for members/upload)."""
+    with service_errors("query"), unit_of_work() as session:
+        segment = service.create_segment(
+            session,
+            workspace_id(),
+            name=query.name,
+            subject_type=query.subject_type,
+            kind=SegmentKind.MANUAL,
+            description=query.description,
+            group_id=query.group_id,
+            member_id=g.member.id,
+        )
+        with service_errors():
+            result = manual.change_manual_members(session, segment, manual.references_from_csv(_upload_stream()))
+        return {"segment": _segment_answer(session, segment), **result.as_dict()}, 201
+
+
+@segments_bp.get("/<int:segment_id>/members.csv")
+def export_members(path: SegmentPath, query: ExportQuery):
+    """Every member as CSV (id, identity columns, entered_at, then the chosen ``attributes``), streamed in chunks."""
+    attributes = _export_attributes(query.attributes)
+    with service_errors(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        segment_id, subject_type, name = segment.id, segment.subject_type, segment.name
+    filename = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100] or "segment"
+    return Response(
+        stream_with_context(_export_rows(segment_id, subject_type, attributes)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+def _export_rows(segment_id: int, subject_type: SubjectType, attributes: list[str]) -> Iterator[str]:
+    subject, columns = _subject_columns(subject_type)
+    identity = [c.key for c in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", *identity, "entered_at", *attributes])
+    stmt = (
+        select(SegmentMembership.subject_id, SegmentMembership.entered_at, subject.attributes, *columns)
+        .join(subject, subject.id == SegmentMembership.subject_id)
+        .where(SegmentMembership.segment_id == segment_id)
+        .order_by(SegmentMembership.subject_id)
+        .execution_options(yield_per=EXPORT_CHUNK)
+    )
+    yield _drain(buffer)
+    with unit_of_work() as session:
+        for rows in session.execute(stmt).partitions():
+            for r in rows:
+                stored = r.attributes if isinstance(r.attributes, dict) else {}
+                identity_values = [getattr(r, k) or "" for k in identity]
+                values = [_csv_value(stored.get(a)) for a in attributes]
+                writer.writerow([r.subject_id, *identity_values, r.entered_at.isoformat(), *values])
+            yield _drain(buffer)
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+def _export_attributes(spec: str | None) -> list[str]:
+    if not spec:
+        return []
+    names = [n.strip() for n in spec.split(",")]
+    if len(names) > MAX_EXPORT_ATTRIBUTES:
+        raise invalid("query.attributes", f"at most {MAX_EXPORT_ATTRIBUTES} attributes")
+    for name in names:
+        if not _ATTRIBUTE_NAME.match(name):
+            raise invalid("query.attributes", f"{name[:50]!r} is not an attribute name (1 to 100 characters)")
+    return list(dict.fromkeys(names))
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _subject_columns(subject_type: SubjectType):
+    if SubjectType(subject_type) == SubjectType.USER:
+        return User, [User.external_id, User.email]
+    return Account, [Account.external_id, Account.name, Account.domain]
+
+
+def _identity(row) -> dict[str, Any]:
+    keys = ("external_id", "email", "name", "domain")
+    return {k: getattr(row, k) for k in keys if k in row._fields}
+
+
+def _upload_stream() -> io.BufferedIOBase:
+    """The uploaded CSV as a byte stream: a multipart ``file`` field or a text/csv body."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise invalid("body.file", "send the CSV as the multipart field 'file' (or as a text/csv body)")
+        return upload.stream
+    if request.mimetype in ("text/csv", "text/plain", "application/octet-stream"):
+        return io.BufferedReader(request.stream)
+    raise invalid("body.file", "send the CSV as a text/csv body or as the multipart field 'file'", status=415)
+
+
+def _cursor_int(cursor: str | None, key: str) -> int | None:
+    values = decode_cursor(cursor)
+    if not values:
+        return None
+    value = values.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise invalid("query.cursor", "not a cursor returned by this API")
+    return value
+
+
+# -- history ---------------------------------------------------------------------------------------------------------
+
+
+@segments_bp.get("/<int:segment_id>/history")
+def segment_history(path: SegmentPath, query: HistoryQuery):
+    """Every enter and exit of the segment, newest first, ``limit`` at a time; ``since`` keeps the later ones."""
+    before = _cursor_int(query.cursor, "before")
+    with service_errors(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        h = SegmentMembershipEvent
+        stmt = select(h.id, h.subject_id, h.change, h.at).where(h.segment_id == segment.id)
+        rows = _history_page(session, stmt, query, before)
+    page = rows[: query.limit]
+    data = [{"subject_id": r.subject_id, "change": r.change, "at": r.at} for r in page]
+    return {"data": data, "next_cursor": _history_cursor(rows, query.limit)}
+
+
+@segments_bp.get("/history")
+def subject_history(path: WorkspacePath, query: SubjectHistoryQuery):
+    """Every segment a subject entered or left, newest first (``subject_type`` and ``subject_id``)."""
+    before = _cursor_int(query.cursor, "before")
+    with unit_of_work() as session:
+        h = SegmentMembershipEvent
+        stmt = (
+            select(h.id, h.segment_id, Segment.name, h.change, h.at)
+            .join(Segment, Segment.id == h.segment_id)
+            .where(
+                h.subject_id == query.subject_id,
+                Segment.workspace_id == workspace_id(),
+                Segment.subject_type == query.subject_type,
+            )
+        )
+        rows = _history_page(session, stmt, query, before)
+    page = rows[: query.limit]
+    data = [{"segment_id": r.segment_id, "segment": r.name, "change": r.change, "at": r.at} for r in page]
+    return {"data": data, "next_cursor": _history_cursor(rows, query.limit)}
+
+
+def _history_page(session, stmt, query: HistoryQuery, before: int | None):
+    h = SegmentMembershipEvent
+    if query.since is not None:
+        stmt = stmt.where(h.at >= query.since)
+    if before is not None:
+        stmt = stmt.where(h.id < before)
+    return session.execute(stmt.order_by(h.id.desc()).limit(query.limit + 1)).all()
+
+
+def _history_cursor(rows, limit: int) -> str | None:
+    return encode_cursor({"before": rows[limit - 1].id}) if len(rows) > limit else None
+
+
+# -- groups ----------------------------------------------------------------------------------------------------------
+
+
+def group_json(group: SegmentGroup, segment_count: int) -> dict[str, Any]:
+    return {"id": group.id, "name": group.name, "segment_count": segment_count, "created_at": group.created_at}
+
+
+@groups_bp.get("")
+def list_groups(path: WorkspacePath):
+    """The workspace's segment groups, by name, with their number of segments."""
+    with unit_of_work() as session:
+        return {"data": [group_json(grp, n) for grp, n in service.list_groups(session, workspace_id())]}
+
+
+@groups_bp.post("")
+def create_group(path: WorkspacePath, body: GroupBody):
+    """Create a segment group (a folder of segments)."""
+    with service_errors(), unit_of_work() as session:
+        return group_json(service.create_group(session, workspace_id(), body.name), 0), 201
+
+
+@groups_bp.get("/<int:group_id>")
+def get_group(path: GroupPath):
+    """One group with its segments."""
+    with service_errors(), unit_of_work() as session:
+        group = service.get_group(session, workspace_id(), path.group_id)
+        segments = service.list_segments(session, workspace_id(), group_id=group.id)
+        counts = service.member_counts(session, [s.id for s in segments])
+        return {**group_json(group, len(segments)), "segments": [segment_json(s, counts[s.id]) for s in segments]}
+
+
+@groups_bp.patch("/<int:group_id>")
+def rename_group(path: GroupPath, body: GroupBody):
+    """Rename a group."""
+    with service_errors(), unit_of_work() as session:
+        group = service.rename_group(session, service.get_group(session, workspace_id(), path.group_id), body.name)
+        count = len(service.list_segments(session, workspace_id(), group_id=group.id))
+        return group_json(group, count)
+
+
+@groups_bp.delete("/<int:group_id>")
+def delete_group(path: GroupPath):
+    """Delete a group; its segments stay, outside any group."""
+    with service_errors(), unit_of_work() as session:
+        service.delete_group(session, service.get_group(session, workspace_id(), path.group_id))
+    return "", 204
+
+
+def _document_csv_bodies() -> None:
+    # flask-openapi3 documents a raw body as a plain string; say what the uploads really are.
+    body = RequestBody(
+        required=True,
+        content={
+            "multipart/form-data": MediaType(
+                schema=Schema(type="object", properties={"file": Schema(type="string", format="binary")})
+            ),
+            "text/csv": MediaType(schema=Schema(type="string")),
+        },
+    )
+    for url, path_item in segments_bp.paths.items():
+        if url.endswith("upload") and path_item.post is not None:
+            path_item.post.requestBody = body
+
+
+_document_csv_bodies()

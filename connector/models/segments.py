@@ -6,12 +6,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from connector.models.base import Base, BigId, str_enum, JSONType, utcnow
+from connector.models.base import Base, BigId, JSONType, str_enum, utcnow
 from connector.models.subjects import SubjectType
-
 
 
 class SegmentKind(enum.StrEnum):
@@ -49,6 +48,12 @@ class Segment(Base):
     group_id: Mapped[int | None] = mapped_column(ForeignKey("segment_groups.id", ondelete="SET NULL"), index=True)
     # The validated condition tree (dynamic segments); null for manual ones.
     conditions: Mapped[dict[str, Any] | None] = mapped_column()
+    # Derived from the conditions when saved, so the engine picks the segments a change concerns without parsing:
+    # the change kinds they read (``connector.segments.conditions.dependencies``), whether time alone moves them,
+    # and their smallest relative time unit in seconds (the sliding-window refresh cadence).
+    dependencies: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
+    is_time_relative: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    time_unit_seconds: Mapped[int | None] = mapped_column(Integer)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

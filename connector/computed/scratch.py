@@ -1,0 +1,177 @@
+"""Temporary tables for set-based work inside one transaction (membership diffs, computed values).
+
+A scratch table lives on the session's connection (``CREATE TEMPORARY TABLE IF NOT EXISTS``), so it is private to
+the transaction's connection on every dialect and needs no migration. ``scratch(session, table)`` empties it before
+use; on PostgreSQL it is also emptied at commit (``ON COMMIT DELETE ROWS``) so large results do not linger.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import BigInteger, Boolean, Column, Index, MetaData, Select, Table, delete, event, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from connector.models.base import JSONType
+
+_metadata = MetaData()
+_TEMPORARY = {"prefixes": ["TEMPORARY"], "postgresql_on_commit": "DELETE ROWS"}
+
+# A segment's freshly evaluated members (or a preview's). PostgreSQL anti-joins it by hashing, so it has no index
+# there (filling a million rows is cheaper without one); SQLite probes it per row and needs one.
+evaluated_subjects = Table(
+    "scratch_evaluated_subjects",
+    _metadata,
+    Column("subject_id", BigInteger, nullable=False),
+    Index("ix_scratch_evaluated_subjects", "subject_id", unique=True, info={"sqlite_only": True}),
+    **_TEMPORARY,
+)
+
+# A set of subject ids a caller passes as a scope (``id_set``), when a list would be too long to bind.
+subject_ids = Table(
+    "scratch_subject_ids", _metadata, Column("subject_id", BigInteger, primary_key=True, autoincrement=False),
+    **_TEMPORARY,
+)  # fmt: skip
+
+# The subjects each segment of an evaluation run is limited to (a segment absent here is evaluated whole).
+evaluation_scope = Table(
+    "scratch_evaluation_scope",
+    _metadata,
+    Column("segment_id", BigInteger, nullable=False),
+    Column("subject_id", BigInteger, nullable=False),
+    Index("ix_scratch_evaluation_scope", "segment_id", "subject_id"),
+    **_TEMPORARY,
+)
+
+# Membership changes of one evaluation run, per segment: ``entered`` true for an enter, false for an exit.
+membership_changes = Table(
+    "scratch_membership_changes",
+    _metadata,
+    Column("segment_id", BigInteger, nullable=False),
+    Column("subject_id", BigInteger, nullable=False),
+    Column("entered", Boolean, nullable=False),
+    Index("ix_scratch_membership_changes", "segment_id", "subject_id"),
+    **_TEMPORARY,
+)
+
+# Freshly computed values of one computed property.
+computed_scratch = Table(
+    "scratch_computed_values",
+    _metadata,
+    Column("subject_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("value", JSONType),
+    **_TEMPORARY,
+)
+
+# PostgreSQL has no statistics on a temporary table until it is analysed; past this many rows the planner's
+# default guess can pick a nested loop over a million rows.
+_ANALYZE_ABOVE = 5_000
+# Emptying: DELETE is cheapest for a few rows; PostgreSQL's TRUNCATE (a new file) wins for many.
+_TRUNCATE_ABOVE = 10_000
+
+
+@dataclass
+class _Usage:
+    """What this transaction did with scratch tables: rows put in each (None: unknown, maybe some)."""
+
+    transaction: weakref.ref
+    rows: dict[str, int | None] = field(default_factory=dict)
+
+
+def _usage(session: Session) -> _Usage:
+    transaction = session.get_transaction() or session.begin()
+    usage = session.info.get("scratch")
+    if usage is None or usage.transaction() is not transaction:
+        usage = session.info["scratch"] = _Usage(weakref.ref(transaction))
+    return usage
+
+
+def scratch(session: Session, *tables: Table) -> None:
+    """Make sure ``tables`` exist on the session's connection, empty, ready to be filled.
+
+    Report what you put in with ``filled`` so the next use empties the table the cheapest way.
+    """
+    usage = _usage(session)
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for table in tables:
+        if table.name not in usage.rows:
+            _create(session, table)
+            if not postgresql:  # PostgreSQL emptied it at the last commit (ON COMMIT DELETE ROWS)
+                session.execute(delete(table))
+        else:
+            rows = usage.rows[table.name]
+            if rows is None or rows > 0:
+                if postgresql and rows is not None and rows > _TRUNCATE_ABOVE:
+                    session.execute(text(f"TRUNCATE {table.name}"))
+                else:
+                    session.execute(delete(table))
+        usage.rows[table.name] = None
+
+
+def _create(session: Session, table: Table) -> None:
+    """Create the table on this connection unless a committed (or the current) transaction did."""
+    connection = session.connection()
+    known = connection.info.setdefault("scratch_tables", {"committed": set(), "pending": set()})
+    if table.name in known["committed"] or table.name in known["pending"]:
+        return
+    _track_transactions(connection.engine)
+    connection.execute(CreateTable(table, if_not_exists=True))
+    for index in table.indexes:
+        if connection.dialect.name == "sqlite" or not index.info.get("sqlite_only"):
+            connection.execute(CreateIndex(index, if_not_exists=True))
+    known["pending"].add(table.name)
+
+
+_tracked_engines: weakref.WeakSet = weakref.WeakSet()
+
+
+def _track_transactions(engine) -> None:
+    # A temporary table created in a transaction that rolls back is gone: forget it then, keep it on commit.
+    if engine in _tracked_engines:
+        return
+    _tracked_engines.add(engine)
+
+    @event.listens_for(engine, "commit")
+    def _committed(connection) -> None:
+        known = connection.info.get("scratch_tables")
+        if known:
+            known["committed"] |= known["pending"]
+            known["pending"].clear()
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(connection) -> None:
+        known = connection.info.get("scratch_tables")
+        if known:
+            known["pending"].clear()
+
+
+def filled(session: Session, table: Table, rows: int) -> None:
+    """Note that ``rows`` rows were put in a scratch table (and give PostgreSQL statistics when many were)."""
+    usage = _usage(session)
+    usage.rows[table.name] = (usage.rows.get(table.name) or 0) + rows
+    if rows > _ANALYZE_ABOVE and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"ANALYZE {table.name}"))
+
+
+def id_set(session: Session, ids: Iterable[int]) -> Select:
+    """The ids as a one-column select over a scratch table (valid until the next ``id_set`` call)."""
+    scratch(session, subject_ids)
+    insert_rows(session, subject_ids, [{"subject_id": i} for i in set(ids)])
+    return select(subject_ids.c.subject_id)
+
+
+def affected_rows(session: Session, statement) -> int:
+    """Execute an INSERT … SELECT / UPDATE / DELETE and return how many rows it wrote (every dialect reports it
+    only when asked)."""
+    return session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount
+
+
+def insert_rows(session: Session, table: Table, rows: Sequence[dict], chunk: int = 5_000) -> int:
+    """Insert rows into a scratch table in chunks (one executemany each); returns how many."""
+    for start in range(0, len(rows), chunk):
+        session.execute(table.insert(), list(rows[start : start + chunk]))
+    filled(session, table, len(rows))
+    return len(rows)

@@ -1,0 +1,142 @@
+"""Materialising computed properties into ``computed_values`` and reading them back.
+
+Writing is set-based and touches only what changed: fresh values go to a scratch table, rows whose value differs
+are upserted (``updated_at`` moves only for those), and rows of subjects in scope that no longer have a value are
+deleted. Callers pass the session of their transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, exists, insert, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connector.computed.properties import ComputedProperty, Scope, computed_properties
+from connector.computed.scratch import affected_rows, computed_scratch, filled, scratch
+from connector.models import ComputedValue, SubjectType, utcnow
+from connector.models.base import UTCDateTime
+
+_READ_CHUNK = 5_000
+
+
+def refresh_computed(
+    session: Session,
+    workspace_id: int,
+    subject_type: SubjectType,
+    subject_ids: Scope = None,
+    *,
+    properties: Iterable[ComputedProperty] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Recompute ``properties`` (default: every property of ``subject_type``) for the subjects in scope.
+
+    ``subject_ids`` is None for every subject of the workspace, or ids: a collection (keep it to a few thousand)
+    or a one-column select (any size).
+    """
+    subject_type = SubjectType(subject_type)
+    now = now or utcnow()
+    for prop in computed_properties(subject_type) if properties is None else properties:
+        if subject_type in prop.subject_types:
+            _materialise(session, prop, workspace_id, subject_type, subject_ids, now)
+
+
+def refresh_for_changes(
+    session: Session, workspace_id: int, subject_type: SubjectType, subject_ids: Scope, kinds: Iterable[str]
+) -> None:
+    """Recompute the properties of ``subject_type`` that a change of ``kinds`` can alter, for those subjects."""
+    kinds = set(kinds)
+    affected = [p for p in computed_properties(subject_type) if p.depends_on(kinds)]
+    if affected:
+        refresh_computed(session, workspace_id, subject_type, subject_ids, properties=affected)
+
+
+def _materialise(
+    session: Session, prop: ComputedProperty, workspace_id: int, subject_type: SubjectType, scope: Scope, now
+) -> None:
+    cv = ComputedValue.__table__
+    stale = delete(cv).where(
+        cv.c.workspace_id == workspace_id, cv.c.subject_type == subject_type.value, cv.c.name == prop.name
+    )
+    if scope is not None and not isinstance(scope, Select):
+        # A few subjects: upsert straight from the computation, then drop rows of those left without a value.
+        ids = sorted(set(scope))
+        values = prop.compute(session, workspace_id, subject_type, ids).subquery()
+        _upsert(session, prop, workspace_id, subject_type, values, now)
+        fresh = select(prop.compute(session, workspace_id, subject_type, ids).subquery().c.subject_id)
+        session.execute(stale.where(cv.c.subject_id.in_(ids), cv.c.subject_id.not_in(fresh)))
+        return
+
+    # Many: compute once into a scratch table, upsert from it, delete what it does not hold (anti-join).
+    scratch(session, computed_scratch)
+    values = prop.compute(session, workspace_id, subject_type, scope).subquery()
+    fill = insert(computed_scratch).from_select(["subject_id", "value"], select(values.c.subject_id, values.c.value))
+    filled(session, computed_scratch, affected_rows(session, fill))
+    _upsert(session, prop, workspace_id, subject_type, computed_scratch, now)
+    stale = stale.where(~exists().where(computed_scratch.c.subject_id == cv.c.subject_id))
+    session.execute(stale.where(cv.c.subject_id.in_(scope)) if scope is not None else stale)
+
+
+def _upsert(session: Session, prop: ComputedProperty, workspace_id: int, subject_type: SubjectType, values, now):
+    """Write ``values`` (``subject_id``, ``value``) over the stored rows; rows whose value is the same stay as
+    they are (their ``updated_at`` too)."""
+    cv = ComputedValue.__table__
+    dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    rows = select(
+        literal(subject_type.value),
+        values.c.subject_id,
+        literal(prop.name),
+        literal(workspace_id),
+        values.c.value,
+        literal(now, UTCDateTime()),
+    ).where(true())  # SQLite needs a WHERE before ON CONFLICT to parse INSERT ... SELECT ... ON CONFLICT.
+    upsert = dialect_insert(cv).from_select(
+        ["subject_type", "subject_id", "name", "workspace_id", "value", "updated_at"], rows
+    )
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[cv.c.subject_type, cv.c.subject_id, cv.c.name],
+            set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
+            where=cv.c.value.is_distinct_from(upsert.excluded.value),
+        )
+    )
+
+
+def get_computed(
+    session: Session,
+    subject_type: SubjectType,
+    subject_ids: Iterable[int],
+    names: Iterable[str] | None = None,
+    *,
+    workspace_id: int | None = None,
+) -> dict[int, dict[str, Any]]:
+    """``{subject_id: {name: value}}`` for the given subjects: materialised values, defaults where none is stored.
+
+    Reading costs no evaluation. ``names`` limits the properties (default: every property of the subject type);
+    ``workspace_id`` keeps the read inside one workspace.
+    """
+    subject_type = SubjectType(subject_type)
+    ids = sorted(set(subject_ids))
+    props = {p.name: p for p in computed_properties(subject_type)}
+    wanted = list(props) if names is None else list(names)
+    result = {i: {name: _default(props.get(name)) for name in wanted} for i in ids}
+    for start in range(0, len(ids), _READ_CHUNK):
+        query = select(ComputedValue.subject_id, ComputedValue.name, ComputedValue.value).where(
+            ComputedValue.subject_type == subject_type,
+            ComputedValue.subject_id.in_(ids[start : start + _READ_CHUNK]),
+            ComputedValue.name.in_(wanted),
+        )
+        if workspace_id is not None:
+            query = query.where(ComputedValue.workspace_id == workspace_id)
+        for subject_id, name, value in session.execute(query):
+            result[subject_id][name] = value
+    return result
+
+
+def _default(prop: ComputedProperty | None) -> Any:
+    # Copy list/dict defaults so callers may change what they get.
+    default = None if prop is None else prop.default
+    return type(default)(default) if isinstance(default, list | dict) else default
