@@ -1,9 +1,282 @@
-"""API module placeholder: filled by its feature."""
+"""Destinations, syncs, runs and their errors, under ``/api/v1/workspaces/<workspace>``.
+
+Runs: ``POST .../syncs/<id>/runs`` claims the sync's lease in the request and runs the sync in a background
+thread, answering ``202`` with the run (poll ``GET .../runs/<run_id>``); ``?wait=true`` runs it in the request and
+answers ``200`` with the finished run. A run already in progress answers ``409`` naming it (the refused attempt is
+recorded as a ``skipped`` run). ``POST .../dry-run`` answers the plan: counts and sample payloads, nothing sent.
+
+Checking a destination answers ``200`` either way: ``{"ok": true}`` or ``{"ok": false, "error": ...}``; the
+request itself succeeded, the answer is what the destination said.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import current_app, url_for
 from flask_openapi3 import APIBlueprint
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+
+from connector.api.common import WorkspacePath, decode_cursor, encode_cursor, workspace_blueprint
+from connector.api.context import database, unit_of_work, workspace_id
+from connector.api.problems import ProblemError, conflict, invalid, not_found
+from connector.models import RunStatus
+from connector.security import SecretBox
+from connector.syncs import service
+from connector.syncs.engine import execute_run, run_sync
+from connector.syncs.locks import claim_run
+from connector.syncs.service import MAX_ID, DestinationIn, DestinationPatch, SyncIn, SyncPatch
+
+bp = workspace_blueprint("syncs", "syncs")
 
 
 def blueprints() -> list[APIBlueprint]:
-    return []
+    return [bp]
+
+
+class DestinationPath(WorkspacePath):
+    destination_id: int = Field(ge=1, le=MAX_ID)
+
+
+class SyncPath(WorkspacePath):
+    sync_id: int = Field(ge=1, le=MAX_ID)
+
+
+class RunPath(SyncPath):
+    run_id: int = Field(ge=1, le=MAX_ID)
+
+
+class PageQuery(BaseModel):
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page")
+
+
+class RunStartQuery(BaseModel):
+    wait: bool = Field(False, description="Run in the request and answer with the finished run")
+
+
+def _box() -> SecretBox:
+    return SecretBox(current_app.config["SETTINGS"].secret_key)
+
+
+@contextmanager
+def _service_errors() -> Iterator[None]:
+    """Service refusals as problem documents (field paths are in the request body)."""
+    try:
+        yield
+    except service.InvalidError as exc:
+        errors = [{"field": f"body.{e['field']}", "reason": e["reason"]} for e in exc.errors]
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
+        raise ProblemError(422, "Invalid request", detail, errors=errors) from None
+    except service.NotFoundError as exc:
+        raise not_found(exc.what) from None
+    except service.ConflictError as exc:
+        raise conflict(str(exc)) from None
+    except IntegrityError:
+        # Two requests raced past the same check (a name taken meanwhile, a row deleted meanwhile).
+        raise conflict("the change conflicts with a concurrent one; read the current state and retry") from None
+
+
+def _cursor_id(cursor: str | None, key: str) -> int | None:
+    values = decode_cursor(cursor)
+    if not values:
+        return None
+    value = values.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise invalid("query.cursor", "not a cursor returned by this API")
+    return value
+
+
+# -- destinations ------------------------------------------------------------------------------------------------
+
+
+@bp.get("/destination-types")
+def list_destination_types(path: WorkspacePath):
+    """The installed destination types, their objects and their options (JSON schema; ``secretFields``)."""
+    return {"data": service.destination_types()}
+
+
+@bp.get("/destinations")
+def list_destinations(path: WorkspacePath):
+    """The workspace's destinations; secret options are masked."""
+    box = _box()
+    with unit_of_work() as session:
+        return {"data": [service.destination_json(d, box) for d in service.list_destinations(session, workspace_id())]}
+
+
+@bp.post("/destinations")
+def create_destination(path: WorkspacePath, body: DestinationIn):
+    """Create a destination; its options are validated by its type (secret ones are stored encrypted)."""
+    box = _box()
+    with _service_errors(), unit_of_work() as session:
+        destination = service.create_destination(session, workspace_id(), box, body)
+        return service.destination_json(destination, box), 201
+
+
+@bp.get("/destinations/<int:destination_id>")
+def get_destination(path: DestinationPath):
+    box = _box()
+    with _service_errors(), unit_of_work() as session:
+        return service.destination_json(service.get_destination(session, workspace_id(), path.destination_id), box)
+
+
+@bp.patch("/destinations/<int:destination_id>")
+def update_destination(path: DestinationPath, body: DestinationPatch):
+    """Rename a destination or change its options (a merge patch; a secret sent back masked is kept)."""
+    box = _box()
+    with _service_errors(), unit_of_work() as session:
+        destination = service.update_destination(session, workspace_id(), path.destination_id, box, body)
+        return service.destination_json(destination, box)
+
+
+@bp.delete("/destinations/<int:destination_id>")
+def delete_destination(path: DestinationPath):
+    """Delete a destination; refused (409) while syncs use it."""
+    with _service_errors(), unit_of_work() as session:
+        service.delete_destination(session, workspace_id(), path.destination_id)
+    return "", 204
+
+
+@bp.post("/destinations/<int:destination_id>/check")
+def check_destination(path: DestinationPath):
+    """Test the connection and credentials: ``{"ok": true}`` or ``{"ok": false, "error": "..."}``."""
+    with _service_errors(), unit_of_work() as session:
+        destination = service.get_destination(session, workspace_id(), path.destination_id)
+    # The check talks to the outside world: outside any transaction.
+    return service.check_destination(destination, _box())
+
+
+# -- syncs -------------------------------------------------------------------------------------------------------
+
+
+def _sync_document(session, sync) -> dict:
+    last = service.last_runs(session, [sync.id]).get(sync.id)
+    next_run = service.next_run_times(session, [sync.id]).get(sync.id)
+    return service.sync_json(sync, service.segment_ids_of(session, sync.id), last, next_run)
+
+
+@bp.get("/syncs")
+def list_syncs(path: WorkspacePath):
+    """The workspace's syncs, each with its last run and next scheduled run."""
+    with unit_of_work() as session:
+        syncs = service.list_syncs(session, workspace_id())
+        ids = [s.id for s in syncs]
+        last = service.last_runs(session, ids)
+        segments = service.segment_ids_by_sync(session, ids)
+        upcoming = service.next_run_times(session, ids)
+        return {"data": [service.sync_json(s, segments[s.id], last.get(s.id), upcoming.get(s.id)) for s in syncs]}
+
+
+@bp.post("/syncs")
+def create_sync(path: WorkspacePath, body: SyncIn):
+    """Create a sync: subjects (segment filter), field mappings, identity, mode and schedule."""
+    with _service_errors(), unit_of_work() as session:
+        sync = service.create_sync(session, workspace_id(), body)
+        return _sync_document(session, sync), 201
+
+
+@bp.get("/syncs/<int:sync_id>")
+def get_sync(path: SyncPath):
+    """A sync with its status, last run and next scheduled run (null when the scheduler has none)."""
+    with _service_errors(), unit_of_work() as session:
+        return _sync_document(session, service.get_sync(session, workspace_id(), path.sync_id))
+
+
+@bp.patch("/syncs/<int:sync_id>")
+def update_sync(path: SyncPath, body: SyncPatch):
+    """Change a sync; a new destination, object, subject type or identity makes the next run send everything."""
+    with _service_errors(), unit_of_work() as session:
+        sync = service.update_sync(session, workspace_id(), path.sync_id, body)
+        return _sync_document(session, sync)
+
+
+@bp.delete("/syncs/<int:sync_id>")
+def delete_sync(path: SyncPath):
+    """Delete a sync and its history; refused (409) while it runs."""
+    with _service_errors(), unit_of_work() as session:
+        service.delete_sync(session, workspace_id(), path.sync_id)
+    return "", 204
+
+
+# -- runs --------------------------------------------------------------------------------------------------------
+
+
+@bp.post("/syncs/<int:sync_id>/runs")
+def start_run(path: SyncPath, query: RunStartQuery):
+    """Run a sync now: 202 with the running run (it goes on in the background), or 200 when ``wait=true``."""
+    with _service_errors(), unit_of_work() as session:
+        sync = service.get_sync(session, workspace_id(), path.sync_id)
+        run = claim_run(session, sync.id, "api")
+        session.flush()
+        document = service.run_json(run)
+    if run.status == RunStatus.SKIPPED:
+        raise conflict(document["first_error"] or "a run of this sync is in progress", run=document)
+    db, secret_key = database(), current_app.config["SETTINGS"].secret_key
+    if query.wait:
+        execute_run(db, run.id, sync.id, "api", secret_key=secret_key)
+        with unit_of_work() as session:
+            return service.run_json(service.get_run(session, sync.id, run.id))
+    thread = threading.Thread(
+        target=execute_run,
+        args=(db, run.id, sync.id, "api"),
+        kwargs={"secret_key": secret_key},
+        name=f"sync-{sync.id}-run-{run.id}",
+        daemon=True,
+    )
+    thread.start()
+    location = url_for(".get_run", workspace=path.workspace, sync_id=sync.id, run_id=run.id)
+    return document, 202, {"Location": location}
+
+
+@bp.post("/syncs/<int:sync_id>/dry-run")
+def dry_run(path: SyncPath):
+    """What a run would send now: counts and up to 10 sample payloads. Sends nothing, changes no record state."""
+    with _service_errors(), unit_of_work() as session:
+        sync = service.get_sync(session, workspace_id(), path.sync_id)
+    outcome = run_sync(database(), sync.id, "api", dry_run=True, secret_key=current_app.config["SETTINGS"].secret_key)
+    with unit_of_work() as session:
+        document = service.run_json(service.get_run(session, sync.id, outcome.run_id))
+    document["samples"] = outcome.samples
+    return document
+
+
+@bp.get("/syncs/<int:sync_id>/runs")
+def list_runs(path: SyncPath, query: PageQuery):
+    """The sync's runs, newest first."""
+    before = _cursor_id(query.cursor, "before")
+    with _service_errors(), unit_of_work() as session:
+        sync = service.get_sync(session, workspace_id(), path.sync_id)
+        runs = service.list_runs(session, sync.id, query.limit + 1, before)
+        more = len(runs) > query.limit
+        runs = runs[: query.limit]
+        return {
+            "data": [service.run_json(r) for r in runs],
+            "next_cursor": encode_cursor({"before": runs[-1].id}) if more else None,
+        }
+
+
+@bp.get("/syncs/<int:sync_id>/runs/<int:run_id>")
+def get_run(path: RunPath):
+    """One run: status, times, counts, first error."""
+    with _service_errors(), unit_of_work() as session:
+        sync = service.get_sync(session, workspace_id(), path.sync_id)
+        return service.run_json(service.get_run(session, sync.id, path.run_id))
+
+
+@bp.get("/syncs/<int:sync_id>/runs/<int:run_id>/errors")
+def list_run_errors(path: RunPath, query: PageQuery):
+    """The records of a run that were invalid, rejected (with the destination's reason) or left unsent."""
+    after = _cursor_id(query.cursor, "after")
+    with _service_errors(), unit_of_work() as session:
+        sync = service.get_sync(session, workspace_id(), path.sync_id)
+        run = service.get_run(session, sync.id, path.run_id)
+        errors = service.list_run_errors(session, run.id, query.limit + 1, after)
+        more = len(errors) > query.limit
+        errors = errors[: query.limit]
+        return {
+            "data": [service.run_error_json(e) for e in errors],
+            "next_cursor": encode_cursor({"after": errors[-1].id}) if more else None,
+        }

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from connector.models.base import Base, BigId, str_enum, utcnow
 
 
-
 class SubjectType(enum.StrEnum):
     USER = "user"
     ACCOUNT = "account"
@@ -51,7 +50,10 @@ class User(Base):
 
 class Account(Base):
     __tablename__ = "accounts"
-    __table_args__ = (UniqueConstraint("workspace_id", "external_id"), Index("ix_accounts_workspace_domain", "workspace_id", "domain"))
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "external_id"),
+        Index("ix_accounts_workspace_domain", "workspace_id", "domain"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

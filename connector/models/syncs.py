@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connector.models.base import Base, BigId, str_enum, utcnow
@@ -64,6 +64,9 @@ class Sync(Base):
     # {"source": <source>, "destination": "email"}: which mapped value matches the remote record.
     identity: Mapped[dict[str, Any]] = mapped_column(default=dict)
     mode: Mapped[SyncMode] = mapped_column(str_enum(SyncMode, 10), default=SyncMode.UPSERT)
+    # Mirror mode only: what happens to a subject that leaves the filter, "clear" (its Segments fields are
+    # emptied) or "remove" (the remote record is removed, where the destination supports it).
+    mirror_action: Mapped[str | None] = mapped_column(String(10))
     # {"kind": "manual"} | {"kind": "interval", "minutes": N} | {"kind": "cron", "expression": "...", "timezone": "..."}
     schedule: Mapped[dict[str, Any]] = mapped_column(default=lambda: {"kind": "manual"})
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -100,8 +103,21 @@ class SyncRecord(Base):
 
 
 class SyncRun(Base):
+    """One execution of a sync. A running run is the sync's lease: at most one per sync (a partial unique
+    index), kept alive by ``heartbeat_at``; a run whose heartbeat went stale is taken over (``connector.syncs.locks``).
+    """
+
     __tablename__ = "sync_runs"
-    __table_args__ = (Index(None, "sync_id", "started_at"),)
+    __table_args__ = (
+        Index(None, "sync_id", "started_at"),
+        Index(
+            "uq_sync_runs_running",
+            "sync_id",
+            unique=True,
+            sqlite_where=text("status = 'running' AND NOT dry_run"),
+            postgresql_where=text("status = 'running' AND NOT dry_run"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     sync_id: Mapped[int] = mapped_column(ForeignKey("syncs.id", ondelete="CASCADE"))
@@ -117,7 +133,10 @@ class SyncRun(Base):
     rejected: Mapped[int] = mapped_column(Integer, default=0)
     invalid: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    # Planned but not delivered: retries exhausted, or the run stopped before their batch was answered.
+    unsent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     first_error: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None]
 
 
 class SyncRunError(Base):

@@ -1,0 +1,243 @@
+"""What a run must send: the subjects in scope, rendered and hashed, against what the destination acknowledged.
+
+Two passes, each read in keyset pages of ``PAGE_SIZE`` ids (constant memory, short read transactions):
+
+1. the subjects in scope (``subject_page``), each joined in SQL with its ``sync_records`` row, so comparing a
+   freshly rendered payload hash with the acknowledged one needs no lookup in Python (``diff``):
+
+   * new to the destination (no record, removed, or rejected before it ever landed)       -> ``added``
+   * landed before with another payload hash, or rejected since it landed                 -> ``changed``
+   * synced with the same hash                                   -> unchanged: counted, nothing else
+   * no identity value, or an identity another subject in scope has -> ``invalid``: reported, never sent
+
+2. the records whose subject is out of scope or gone (``leaving_page``, an anti-join in SQL) -> ``leaving``
+   (the engine clears, removes or forgets them).
+
+A rejected record is therefore sent again by every run until it lands (or its subject leaves the scope).
+Identities used by more than one subject in scope are found before streaming by one grouped query
+(``duplicate_identities``), compared trimmed and lower-cased (``lower()`` folds ASCII only on SQLite).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Text, and_, cast, exists, func, select
+from sqlalchemy.orm import Session
+
+from connector.models import (
+    Account,
+    ComputedValue,
+    RecordState,
+    SegmentMembership,
+    SubjectType,
+    SyncRecord,
+    User,
+)
+from connector.syncs.mapping import SEGMENTS, AttributeSource, FieldSource, InvalidRecord, Renderer, normal_identity
+
+PAGE_SIZE = 5000
+SUBJECT_MODELS = {SubjectType.USER: User, SubjectType.ACCOUNT: Account}
+
+
+class Change(enum.StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    LEAVING = "leaving"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which subjects a sync covers: of one type, in one workspace, members of any of ``segment_ids`` (none:
+    every subject)."""
+
+    workspace_id: int
+    subject_type: SubjectType
+    segment_ids: tuple[int, ...] = ()
+
+
+@dataclass(slots=True)
+class Planned:
+    """One record the run must act on."""
+
+    change: Change
+    subject_id: int
+    identity: str | None = None
+    properties: dict[str, Any] | None = None
+    payload_hash: str | None = None
+    previous_state: RecordState | None = None
+    # Leaving records: whether the destination holds something of it (it landed at least once).
+    acknowledged: bool = False
+    # Invalid records: why.
+    reason: str | None = None
+
+
+@dataclass
+class PlanCounts:
+    in_scope: int = 0
+    unchanged: int = 0
+    added: int = 0
+    changed: int = 0
+    leaving: int = 0
+    invalid: int = 0
+
+
+def _in_scope(model, scope: Scope):
+    """The condition "this subject is in the sync's scope", on ``model`` (User or Account)."""
+    condition = model.workspace_id == scope.workspace_id
+    if scope.segment_ids:
+        condition = and_(
+            condition,
+            exists().where(
+                SegmentMembership.subject_id == model.id, SegmentMembership.segment_id.in_(scope.segment_ids)
+            ),
+        )
+    return condition
+
+
+def subject_page(
+    session: Session, scope: Scope, sync_id: int, renderer: Renderer, after_id: int, limit: int = PAGE_SIZE
+) -> list:
+    """The next ``limit`` subjects in scope after ``after_id``, by id: what the renderer needs (``segments`` as
+    the raw JSON text of the computed value), and the acknowledged ``payload_hash`` and ``state`` (both None
+    when the sync has no record of the subject).
+
+    The page's id range is found first, so the join below is bounded on every table whatever the planner thinks
+    of their sizes (right after a first run, PostgreSQL's statistics still see an empty ``sync_records``).
+    """
+    model = SUBJECT_MODELS[scope.subject_type]
+    in_scope = _in_scope(model, scope)
+    ids = select(model.id).where(in_scope, model.id > after_id).order_by(model.id).limit(limit).subquery()
+    last_id = session.scalar(select(func.max(ids.c.id)))
+    if last_id is None:
+        return []
+    columns: list[Any] = [model.id.label("id")]
+    columns += [getattr(model, name).label(name) for name in renderer.fields if name != "id"]
+    if renderer.needs_attributes:
+        columns.append(model.attributes.label("attributes"))
+    columns += [SyncRecord.payload_hash.label("payload_hash"), SyncRecord.state.label("state")]
+    stmt = select(*columns).outerjoin(
+        SyncRecord,
+        and_(
+            SyncRecord.sync_id == sync_id,
+            SyncRecord.subject_id == model.id,
+            SyncRecord.subject_id > after_id,
+            SyncRecord.subject_id <= last_id,
+        ),
+    )
+    if renderer.needs_segments:
+        # Raw text: the renderer decodes each distinct value once (most subjects share a few combinations).
+        stmt = stmt.add_columns(cast(ComputedValue.value, Text).label("segments")).outerjoin(
+            ComputedValue,
+            and_(
+                ComputedValue.subject_type == scope.subject_type,
+                ComputedValue.subject_id == model.id,
+                ComputedValue.subject_id > after_id,
+                ComputedValue.subject_id <= last_id,
+                ComputedValue.name == SEGMENTS,
+                ComputedValue.workspace_id == scope.workspace_id,
+            ),
+        )
+    stmt = stmt.where(in_scope, model.id > after_id, model.id <= last_id).order_by(model.id)
+    return session.execute(stmt).all()
+
+
+def leaving_page(session: Session, scope: Scope, sync_id: int, after_id: int, limit: int = PAGE_SIZE) -> list:
+    """The next ``limit`` records of the sync after subject ``after_id`` whose subject is out of scope or gone,
+    and that are not removed already; by subject id."""
+    model = SUBJECT_MODELS[scope.subject_type]
+    in_scope = exists().where(model.id == SyncRecord.subject_id, _in_scope(model, scope))
+    stmt = (
+        select(SyncRecord.subject_id, SyncRecord.identity, SyncRecord.payload_hash, SyncRecord.state)
+        .where(
+            SyncRecord.sync_id == sync_id,
+            SyncRecord.subject_id > after_id,
+            SyncRecord.state != RecordState.REMOVED,
+            ~in_scope,
+        )
+        .order_by(SyncRecord.subject_id)
+        .limit(limit)
+    )
+    return session.execute(stmt).all()
+
+
+def duplicate_identities(session: Session, scope: Scope, renderer: Renderer) -> set[str]:
+    """Identity values (normalised) that more than one subject in scope has."""
+    mapping = next(m for m in renderer.mappings if m.destination == renderer.identity_field)
+    model = SUBJECT_MODELS[scope.subject_type]
+    source = mapping.source
+    if isinstance(source, FieldSource):
+        column = getattr(model, source.name)
+    elif isinstance(source, AttributeSource):
+        column = model.attributes[source.name].as_string()
+    else:  # the service accepts identities from fields and attributes only
+        return set()
+    value = func.lower(func.trim(column))
+    stmt = select(value).where(_in_scope(model, scope), column.is_not(None)).group_by(value).having(func.count() > 1)
+    return {normal_identity(str(v)) for v in session.scalars(stmt) if v is not None and str(v).strip()}
+
+
+def pages(fetch: Callable[[int], Sequence[Any]], key: Callable[[Any], int], limit: int = PAGE_SIZE) -> Iterator[Any]:
+    """Rows of consecutive keyset pages: ``fetch(after)`` returns up to ``limit`` rows after key ``after``."""
+    after = 0
+    while True:
+        rows = fetch(after)
+        yield from rows
+        if len(rows) < limit:
+            return
+        after = key(rows[-1])
+
+
+def diff(subjects: Iterable[Any], renderer: Renderer, duplicates: set[str], counts: PlanCounts) -> Iterator[Planned]:
+    """What to do for each subject in scope (rows of ``subject_page``). Unchanged subjects are only counted in
+    ``counts``; everything else is yielded."""
+    render = renderer.render
+    synced, removed = RecordState.SYNCED, RecordState.REMOVED
+    for subject in subjects:
+        counts.in_scope += 1
+        try:
+            payload = render(subject)
+        except InvalidRecord as exc:
+            counts.invalid += 1
+            yield Planned(Change.INVALID, subject.id, reason=str(exc))
+            continue
+        if duplicates and normal_identity(payload.identity) in duplicates:
+            counts.invalid += 1
+            reason = f"{renderer.identity_field} {payload.identity!r} is shared with another subject in this sync"
+            yield Planned(Change.INVALID, subject.id, identity=payload.identity, reason=reason)
+            continue
+        state, acknowledged = subject.state, subject.payload_hash
+        if state == synced and acknowledged == payload.hash:
+            counts.unchanged += 1
+            continue
+        if state is not None and state != removed and acknowledged is not None:
+            change = Change.CHANGED  # an earlier version landed (a rejected record keeps that version's hash)
+            counts.changed += 1
+        else:
+            change = Change.ADDED
+            counts.added += 1
+        yield Planned(
+            change,
+            subject.id,
+            identity=payload.identity,
+            properties=payload.properties,
+            payload_hash=payload.hash,
+            previous_state=state,
+        )
+
+
+def leaving(records: Iterable[Any], counts: PlanCounts) -> Iterator[Planned]:
+    """Records whose subject left the scope or is gone (rows of ``leaving_page``)."""
+    for record in records:
+        counts.leaving += 1
+        yield Planned(
+            Change.LEAVING,
+            record.subject_id,
+            identity=record.identity,
+            previous_state=record.state,
+            acknowledged=record.state == RecordState.SYNCED or record.payload_hash is not None,
+        )

@@ -1,0 +1,137 @@
+"""Writing what a destination answered into ``sync_records``, and the run's counters and errors.
+
+Every function takes the caller's session and writes set-based statements (one per kind of outcome); the engine
+calls them in one short transaction per answered batch, so record state advances only on acknowledgement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from connector.models import RecordState, SyncRecord, SyncRun, SyncRunError, utcnow
+
+# Deleting ids in chunks keeps each statement's parameter list well under every driver's limit.
+CHUNK = 1000
+
+
+def _upsert(session: Session):
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(SyncRecord)
+
+
+def save_delivered(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Records the destination acknowledged: ``rows`` of subject_id, identity, payload_hash, payload, remote_id."""
+    if not rows:
+        return
+    now = utcnow()
+    stmt = _upsert(session)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[SyncRecord.sync_id, SyncRecord.subject_id],
+        set_={
+            "identity": stmt.excluded.identity,
+            "payload_hash": stmt.excluded.payload_hash,
+            "payload": stmt.excluded.payload,
+            "remote_id": stmt.excluded.remote_id,
+            "state": stmt.excluded.state,
+            "error": None,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "sync_id": sync_id,
+                "subject_id": row["subject_id"],
+                "identity": row["identity"],
+                "payload_hash": row["payload_hash"],
+                "payload": row["payload"],
+                "remote_id": row.get("remote_id"),
+                "state": RecordState.SYNCED,
+                "error": None,
+                "updated_at": now,
+            }
+            for row in rows
+        ],
+    )
+
+
+def save_rejected(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Records the destination refused (``rows`` of subject_id, identity, error). What landed before, if anything,
+    stays recorded (payload_hash, payload), so a later exit from the scope still clears it."""
+    if not rows:
+        return
+    now = utcnow()
+    stmt = _upsert(session)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[SyncRecord.sync_id, SyncRecord.subject_id],
+        set_={
+            "identity": stmt.excluded.identity,
+            "state": stmt.excluded.state,
+            "error": stmt.excluded.error,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {
+                "sync_id": sync_id,
+                "subject_id": row["subject_id"],
+                "identity": row["identity"],
+                "payload_hash": None,
+                "payload": None,
+                "remote_id": None,
+                "state": RecordState.REJECTED,
+                "error": row["error"],
+                "updated_at": now,
+            }
+            for row in rows
+        ],
+    )
+
+
+def mark_removed(session: Session, sync_id: int, subject_ids: Sequence[int]) -> None:
+    """Records cleared or removed at the destination: nothing of their payload is there any more."""
+    for start in range(0, len(subject_ids), CHUNK):
+        session.execute(
+            update(SyncRecord)
+            .where(SyncRecord.sync_id == sync_id, SyncRecord.subject_id.in_(subject_ids[start : start + CHUNK]))
+            .values(state=RecordState.REMOVED, payload_hash=None, payload=None, error=None, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def forget(session: Session, sync_id: int, subject_ids: Sequence[int]) -> None:
+    """Stop tracking records (subjects that left a sync which leaves the destination's copy as it is)."""
+    for start in range(0, len(subject_ids), CHUNK):
+        session.execute(
+            delete(SyncRecord)
+            .where(SyncRecord.sync_id == sync_id, SyncRecord.subject_id.in_(subject_ids[start : start + CHUNK]))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def add_errors(session: Session, run_id: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Per-record errors of a run: ``rows`` of subject_id, identity, kind (invalid | rejected | unsent), reason."""
+    if rows:
+        session.execute(
+            SyncRunError.__table__.insert(),
+            [{"run_id": run_id, **row} for row in rows],
+        )
+
+
+def save_counts(session: Session, run_id: int, counts: dict[str, int], **values: Any) -> None:
+    """The run's counters so far (and any other columns), with a heartbeat: progress is visible while it runs."""
+    session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id)
+        .values(**counts, heartbeat_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
