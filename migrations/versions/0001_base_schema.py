@@ -1,7 +1,7 @@
 """base schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 10:08:30.497927
 """
 
