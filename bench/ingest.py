@@ -20,7 +20,6 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -41,32 +40,13 @@ from connector.db import Database  # noqa: E402
 from connector.migrate import upgrade  # noqa: E402
 from connector.models import Event, Role, User  # noqa: E402
 from connector.tenancy import create_company, create_member, create_token, create_workspace  # noqa: E402
+from connector.testing.scratch import scratch_database  # noqa: E402
 
 EVENT_NAMES = ["Page Viewed", "Signed Up", "Order Completed", "Product Added", "Trial Started", "Invite Sent"]
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def scratch_database(url: str | None) -> Iterator[str]:
-    """A fresh database: an SQLite file in a temp dir, or a PostgreSQL database created next to ``url``'s."""
-    if url is None or url.startswith("sqlite"):
-        with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
-            yield url or f"sqlite:///{tmp}/bench.db"
-        return
-    import psycopg
-
-    admin = url.replace("postgresql+psycopg://", "postgresql://")
-    name = f"connector_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def seed(db: Database) -> tuple[str, str]:

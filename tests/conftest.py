@@ -24,6 +24,7 @@ from connector import create_app
 from connector.config import Settings
 from connector.db import Database
 from connector.migrate import upgrade
+from connector.testing.scratch import admin_url, create_postgres_database, drop_postgres_database
 
 POSTGRES_ADMIN_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = [b.strip() for b in os.environ.get("CONNECTOR_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
@@ -34,25 +35,13 @@ def _postgres_scratch_database(name: str) -> str:
     """Create a scratch database next to the admin one and return its URL."""
     import psycopg
 
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
+        return create_postgres_database(POSTGRES_ADMIN_URL, name)
     except psycopg.OperationalError as exc:
-        message = f"PostgreSQL is not reachable at {admin}: {exc}"
+        message = f"PostgreSQL is not reachable at {admin_url(POSTGRES_ADMIN_URL)}: {exc}"
         if IN_CI:
             pytest.fail(message + " (CI=true: PostgreSQL is required)", pytrace=False)
         pytest.skip(message)
-    return admin.rsplit("/", 1)[0] + "/" + name
-
-
-def _drop_postgres_database(name: str) -> None:
-    import psycopg
-
-    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -70,7 +59,7 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
         upgrade(url)
         yield url
     finally:
-        _drop_postgres_database(name)
+        drop_postgres_database(POSTGRES_ADMIN_URL, name)
 
 
 @pytest.fixture(scope="session")

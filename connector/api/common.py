@@ -13,6 +13,8 @@ from connector.api.context import authenticate
 from connector.api.problems import invalid
 
 BEARER = [{"bearer": []}]
+# The largest id a BIGINT holds: ids in paths, bodies and cursors are bounded by it (never a database error).
+MAX_ID = 2**63 - 1
 
 
 class WorkspacePath(BaseModel):
@@ -48,3 +50,14 @@ def decode_cursor(cursor: str | None, field: str = "query.cursor") -> dict[str, 
     if not isinstance(values, dict):
         raise invalid(field, "not a cursor returned by this API")
     return values
+
+
+def decode_id_cursor(cursor: str | None, key: str, field: str = "query.cursor") -> int | None:
+    """The id stored under ``key`` in a cursor made by ``encode_cursor``; None for no cursor."""
+    values = decode_cursor(cursor, field)
+    if not values:
+        return None
+    value = values.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise invalid(field, "not a cursor returned by this API")
+    return value

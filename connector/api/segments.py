@@ -24,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from connector.api.common import WorkspacePath, decode_cursor, encode_cursor, workspace_blueprint
+from connector.api.common import (
+    MAX_ID,
+    WorkspacePath,
+    decode_id_cursor,
+    encode_cursor,
+    workspace_blueprint,
+)
 from connector.api.context import unit_of_work, workspace_id
 from connector.api.problems import ProblemError, conflict, invalid, not_found
 from connector.models import (
@@ -43,7 +49,6 @@ from connector.segments.membership import Evaluation
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
 groups_bp = workspace_blueprint("segment_groups", "segments", "/segment-groups")
 
-MAX_ID = 2**63 - 1
 PAGE_MAX = 500
 EXPORT_CHUNK = 1_000
 MAX_EXPORT_ATTRIBUTES = 50
@@ -329,7 +334,7 @@ def explain(path: SegmentPath, query: ExplainQuery):
 def list_members(path: SegmentPath, query: MembersQuery):
     """Current members, in id order, ``limit`` at a time (``next_cursor`` fetches the next page); ``search``
     keeps those whose email or external id starts with it."""
-    after = _cursor_int(query.cursor, "after")
+    after = decode_id_cursor(query.cursor, "after")
     with service_errors(), unit_of_work() as session:
         segment = service.get_segment(session, workspace_id(), path.segment_id)
         subject, columns = _subject_columns(segment.subject_type)
@@ -490,23 +495,13 @@ def _upload_stream() -> io.BufferedIOBase:
     raise invalid("body.file", "send the CSV as a text/csv body or as the multipart field 'file'", status=415)
 
 
-def _cursor_int(cursor: str | None, key: str) -> int | None:
-    values = decode_cursor(cursor)
-    if not values:
-        return None
-    value = values.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise invalid("query.cursor", "not a cursor returned by this API")
-    return value
-
-
 # -- history ---------------------------------------------------------------------------------------------------------
 
 
 @segments_bp.get("/<int:segment_id>/history")
 def segment_history(path: SegmentPath, query: HistoryQuery):
     """Every enter and exit of the segment, newest first, ``limit`` at a time; ``since`` keeps the later ones."""
-    before = _cursor_int(query.cursor, "before")
+    before = decode_id_cursor(query.cursor, "before")
     with service_errors(), unit_of_work() as session:
         segment = service.get_segment(session, workspace_id(), path.segment_id)
         h = SegmentMembershipEvent
@@ -520,7 +515,7 @@ def segment_history(path: SegmentPath, query: HistoryQuery):
 @segments_bp.get("/history")
 def subject_history(path: WorkspacePath, query: SubjectHistoryQuery):
     """Every segment a subject entered or left, newest first (``subject_type`` and ``subject_id``)."""
-    before = _cursor_int(query.cursor, "before")
+    before = decode_id_cursor(query.cursor, "before")
     with unit_of_work() as session:
         h = SegmentMembershipEvent
         stmt = (
