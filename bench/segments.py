@@ -166,7 +166,7 @@ def generate(db: Database, users: int) -> tuple[int, dict[str, int]]:
         f"{sql.ago(f'(i * 7919) % {365 * DAY}')}, {stamp} FROM_SERIES"
     )
     account_attributes = sql.json(
-        "'plan'", sql.pick("i * 3", ["free", "pro", "enterprise"]), "'employees'", "(i * 53) % 500"
+        "'plan'", sql.pick("i * 7", ["free", "pro", "enterprise"]), "'employees'", "(i * 53) % 500"
     )
     account_columns = (
         f"i, :ws, 'a' || i, 'd' || i || '.example', 'Account ' || i, {account_attributes}, "

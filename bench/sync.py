@@ -1,9 +1,11 @@
 """Benchmark of the sync engine against the HubSpot sandbox (real hubspot-api-client, real HTTP).
 
-    .venv/bin/python bench/sync.py                                   # 100,000 users, temporary SQLite
-    .venv/bin/python bench/sync.py --users 1000000 --database-url postgresql://postgres@127.0.0.1:5432/connector_bench
+    .venv/bin/python bench/sync.py                                   # 100,000 users, a fresh SQLite file
+    .venv/bin/python bench/sync.py --users 1000000 --database-url postgresql://postgres@127.0.0.1:5432/postgres
 
-Measures, on one workspace of N users (half of them in a segment, so ``Segments`` has values):
+With a PostgreSQL URL, the URL's database is only used to create (and at the end drop) a scratch database next to
+it: nothing of the named database is touched. Measures, on one workspace of N users (half of them in a segment,
+so ``Segments`` has values):
 
 1. a first full run with the sandbox unlimited: records/s;
 2. the same sync again, nothing changed: seconds and requests the sandbox received (must be 0);
@@ -11,11 +13,13 @@ Measures, on one workspace of N users (half of them in a segment, so ``Segments`
    (``--limited-records``, default 40,000, about 21 s), from an idle start as any sync begins: records/s as a
    fraction of the ceiling, 1,900 records/s at 100 records a request. The limiter sends one window's worth at
    once and then paces at the ceiling, so the figure is the sustained rate (the opening burst only moves work
-   earlier: the window must drain before the next request either way); it also pays for the requests that
-   prepare the destination's fields, and the sandbox's count of 429s must stay 0;
+   earlier: the window must drain before the next request either way). The figure is for the whole run, with its
+   fixed costs (claiming the lease, the duplicate-identity query, the first page, the requests that prepare the
+   destination's fields); ``limited_fraction_while_sending`` counts from the first acknowledged batch to the last.
+   The sandbox's count of 429s must stay 0;
 4. the peak RSS of this process (the sandbox runs in a child process, so its memory is not counted).
 
-The last line printed is one JSON object with every figure.
+Progress goes to stderr; stdout gets one line, a JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import json
 import multiprocessing
 import os
 import resource
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, literal, select, text
@@ -251,7 +257,9 @@ def peak_rss_mb() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
-    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument(
+        "--database-url", default=None, help="default: a temporary SQLite file; PostgreSQL: a scratch database beside"
+    )
     parser.add_argument(
         "--limited-records",
         type=int,
@@ -262,20 +270,18 @@ def main() -> None:
     args = parser.parse_args()
     limited = min(args.limited_records, args.users)
 
-    tmp = None
-    url = args.database_url
-    if url is None:
-        tmp = tempfile.TemporaryDirectory(prefix="connector-bench-")
-        url = f"sqlite:///{tmp.name}/bench.db"
-    elif url.startswith("postgresql"):
-        _ensure_postgres_database(url)
-    upgrade(url)
+    with scratch_database(args.database_url) as url:
+        upgrade(url)
+        measure(args, url, limited)
+
+
+def measure(args: argparse.Namespace, url: str, limited: int) -> None:
     db = Database(url)
     sandbox = SandboxProcess()
     try:
-        print(f"database: {db.dialect}; users: {args.users:,}; workers: {args.workers}", flush=True)
+        log(f"database: {db.dialect}; users: {args.users:,}; workers: {args.workers}")
         seeded = seed(db, args.users, limited)
-        print(f"seeded {args.users:,} users in {seeded['seed_s']:.1f}s", flush=True)
+        log(f"seeded {args.users:,} users in {seeded['seed_s']:.1f}s")
         ws = seeded["workspace_id"]
 
         full = make_sync(db, ws, "bench-full", sandbox.url)
@@ -283,17 +289,16 @@ def main() -> None:
         assert outcome.status.value == "succeeded", outcome
         assert outcome.counts.added == args.users, outcome.counts
         unlimited_rate = args.users / outcome.elapsed_s
-        print(
+        log(
             f"first run, sandbox unlimited: {args.users:,} records in {outcome.elapsed_s:.1f}s = "
-            f"{unlimited_rate:,.0f} records/s",
-            flush=True,
+            f"{unlimited_rate:,.0f} records/s"
         )
 
         before = sandbox.ask("requests")
         rerun = run_sync(db, full, "bench", secret_key=SECRET_KEY, workers=args.workers)
         rerun_requests = sandbox.ask("requests") - before
         assert rerun.counts.unchanged == args.users and rerun.counts.planned == 0, rerun.counts
-        print(f"unchanged re-run: {rerun.elapsed_s:.2f}s, {rerun_requests} requests", flush=True)
+        log(f"unchanged re-run: {rerun.elapsed_s:.2f}s, {rerun_requests} requests")
 
         sandbox.ask("rate_limit", (CEILING_REQUESTS, CEILING_SECONDS))
         ceiling = CEILING_REQUESTS * 100 / CEILING_SECONDS
@@ -305,22 +310,32 @@ def main() -> None:
             [seeded["segments"]["Limited subset"]],
             (CEILING_REQUESTS, CEILING_SECONDS),
         )
-        limited_run = run_sync(db, limited_sync, "bench", secret_key=SECRET_KEY, workers=args.workers)
+        acks: list[tuple[float, int]] = []
+        limited_run = run_sync(
+            db,
+            limited_sync,
+            "bench",
+            secret_key=SECRET_KEY,
+            workers=args.workers,
+            progress=lambda counts: acks.append((time.monotonic(), counts.added)),
+        )
         assert limited_run.counts.added == limited, limited_run.counts
+        # Without the run's fixed costs (claiming it, the duplicate check, the first page, preparing the fields):
+        # from the first acknowledged batch to the last.
+        (first_at, first_added), (last_at, last_added) = acks[0], acks[-1]
+        sending_rate = (last_added - first_added) / (last_at - first_at) if last_at > first_at else float("nan")
         if limited < 2 * CEILING_REQUESTS * 100:
-            print(
+            log(
                 "note: the rate-limited subset fits in the opening burst; the fraction says little below "
-                f"{2 * CEILING_REQUESTS * 100:,} records",
-                flush=True,
+                f"{2 * CEILING_REQUESTS * 100:,} records"
             )
         refused = sandbox.ask("rate_limited")
         limited_rate = limited / limited_run.elapsed_s
         fraction = limited_rate / ceiling
-        print(
+        log(
             f"rate-limited (190 requests / 10 s): {limited:,} records in {limited_run.elapsed_s:.1f}s = "
-            f"{limited_rate:,.0f} records/s = {fraction:.1%} of the ceiling ({ceiling:,.0f}/s); "
-            f"429s from the sandbox: {refused}",
-            flush=True,
+            f"{limited_rate:,.0f} records/s = {fraction:.1%} of the ceiling ({ceiling:,.0f}/s); while sending "
+            f"(first to last acknowledged batch): {sending_rate / ceiling:.1%}; 429s from the sandbox: {refused}"
         )
 
         result = {
@@ -334,6 +349,7 @@ def main() -> None:
             "limited_s": round(limited_run.elapsed_s, 2),
             "limited_records_per_s": round(limited_rate),
             "limited_fraction_of_ceiling": round(fraction, 4),
+            "limited_fraction_while_sending": round(sending_rate / ceiling, 4),
             "limited_429s": refused,
             "unchanged_rerun_s": round(rerun.elapsed_s, 3),
             "unchanged_rerun_requests": rerun_requests,
@@ -343,18 +359,30 @@ def main() -> None:
     finally:
         sandbox.stop()
         db.dispose()
-        if tmp is not None:
-            tmp.cleanup()
 
 
-def _ensure_postgres_database(url: str) -> None:
+@contextmanager
+def scratch_database(url: str | None) -> Iterator[str]:
+    """A fresh database: an SQLite file in a temp dir, or a PostgreSQL database created next to ``url``'s."""
+    if url is None or url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
+            yield url or f"sqlite:///{tmp}/bench.db"
+        return
     import psycopg
 
-    base, _, name = url.rpartition("/")
-    admin = base.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
+    admin = url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"connector_bench_sync_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

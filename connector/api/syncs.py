@@ -155,7 +155,8 @@ def check_destination(path: DestinationPath):
 def _sync_document(session, sync) -> dict:
     last = service.last_runs(session, [sync.id]).get(sync.id)
     next_run = service.next_run_times(session, [sync.id]).get(sync.id)
-    return service.sync_json(sync, service.segment_ids_of(session, sync.id), last, next_run)
+    running = sync.id in service.running_sync_ids(session, [sync.id])
+    return service.sync_json(sync, service.segment_ids_of(session, sync.id), last, next_run, running)
 
 
 @bp.get("/syncs")
@@ -167,7 +168,12 @@ def list_syncs(path: WorkspacePath):
         last = service.last_runs(session, ids)
         segments = service.segment_ids_by_sync(session, ids)
         upcoming = service.next_run_times(session, ids)
-        return {"data": [service.sync_json(s, segments[s.id], last.get(s.id), upcoming.get(s.id)) for s in syncs]}
+        running = service.running_sync_ids(session, ids)
+        return {
+            "data": [
+                service.sync_json(s, segments[s.id], last.get(s.id), upcoming.get(s.id), s.id in running) for s in syncs
+            ]
+        }
 
 
 @bp.post("/syncs")

@@ -10,7 +10,8 @@ leaves its row ``running``; a claimant that finds its heartbeat older than ``lea
 ``LEASE_SECONDS`` = 60 s) marks it ``failed`` ("abandoned") and takes over, so a crash blocks a sync for at most
 a minute. A run whose heartbeat finds the row no longer ``running`` has lost its lease and stops.
 
-Dry runs are not exclusive (they write no record state) and are never taken over.
+Dry runs are not exclusive (they write no record state); one left ``running`` by a dead process is marked failed
+by the next claim, like any other.
 """
 
 from __future__ import annotations
@@ -25,15 +26,6 @@ from connector.models import RunStatus, SyncRun, utcnow
 
 LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 10.0
-
-
-class RunInProgressError(Exception):
-    """Another run of the sync holds the lease; ``run_id`` is the one that is running."""
-
-    def __init__(self, sync_id: int, run_id: int | None) -> None:
-        super().__init__(f"sync {sync_id} is already running (run {run_id})")
-        self.sync_id = sync_id
-        self.run_id = run_id
 
 
 def _fresh(now: datetime, lease_seconds: float):

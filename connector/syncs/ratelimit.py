@@ -96,7 +96,10 @@ class RateLimiter:
                         self._burst -= 1
                         self._due = now
                     else:
-                        self._due = max(self._due, now) + self.spacing
+                        # Stay on the grid when this caller is a little late (a sleeper wakes up late on a busy
+                        # machine): that lost time is made up; a caller later than a whole step starts a new grid.
+                        on_grid = now - self._due < self.spacing
+                        self._due = (self._due if on_grid else now) + self.spacing
                     self._last = now
                     slot = [now, tracking is not None]
                     slots.append(slot)

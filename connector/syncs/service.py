@@ -12,7 +12,7 @@ out) keeps the stored secret.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -40,9 +40,10 @@ from connector.models import (
     SyncRun,
     SyncRunError,
     SyncSegment,
+    utcnow,
 )
 from connector.security import MASK, SecretBox
-from connector.syncs.locks import running_run
+from connector.syncs.locks import LEASE_SECONDS, running_run
 from connector.syncs.mapping import FIELDS, AttributeSource, FieldSource, Mapping
 
 MAX_ID = 2**63 - 1
@@ -75,7 +76,7 @@ class NotFoundError(ServiceError):
 
 
 class ConflictError(ServiceError):
-    pass
+    """The request contradicts the current state (a name taken, a destination in use, a run going)."""
 
 
 def reject_nul(document: Any, path: str) -> None:
@@ -387,7 +388,7 @@ class SyncIn(SyncFields):
 
 
 class SyncPatch(SyncFields):
-    pass
+    """A change to a sync: only the fields given change (``mappings`` replace the whole list)."""
 
 
 def list_syncs(session: Session, workspace_id: int) -> list[Sync]:
@@ -684,8 +685,10 @@ def sync_json(
     segment_ids: Sequence[int],
     last_run: SyncRun | None,
     next_run_time: datetime | None,
+    running: bool = False,
 ) -> dict[str, Any]:
-    running = last_run is not None and last_run.status == RunStatus.RUNNING
+    """A sync as the API shows it. ``status`` is ``running`` while a run holds the lease, else the last run's
+    status (``never_run`` before the first)."""
     return {
         "id": sync.id,
         "name": sync.name,
@@ -705,6 +708,23 @@ def sync_json(
         "created_at": sync.created_at,
         "updated_at": sync.updated_at,
     }
+
+
+def running_sync_ids(session: Session, sync_ids: Sequence[int]) -> set[int]:
+    """The syncs among ``sync_ids`` with a run in progress (a live lease; dry runs do not count)."""
+    if not sync_ids:
+        return set()
+    fresh = utcnow() - timedelta(seconds=LEASE_SECONDS)
+    return set(
+        session.scalars(
+            select(SyncRun.sync_id).where(
+                SyncRun.sync_id.in_(sync_ids),
+                SyncRun.status == RunStatus.RUNNING,
+                SyncRun.dry_run.is_(False),
+                SyncRun.heartbeat_at >= fresh,
+            )
+        )
+    )
 
 
 def segment_ids_by_sync(session: Session, sync_ids: Sequence[int]) -> dict[int, list[int]]:

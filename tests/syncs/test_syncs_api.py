@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connector.models import SubjectType, Sync, SyncRecord, SyncSegment
+from connector.syncs.locks import claim_run
 from tests.syncs.conftest import CONTACT_MAPPINGS, create_sync, make_segment, seed_users, set_members
 
 
@@ -261,22 +262,24 @@ def test_a_run_started_over_the_api_goes_on_in_the_background(client, tenant, da
 
 
 def test_a_second_run_while_one_is_going_is_refused_and_recorded(client, tenant, database, sandbox):
-    from connector.syncs.locks import claim_run
-
     setup = create_sync(client, tenant, sandbox)
-    with database.session() as session:
-        holder = claim_run(session, setup.sync_id, "test")
+    with database.session() as session:  # another process holds the lease
+        holder = claim_run(session, setup.sync_id, "schedule")
     response = client.post(tenant.url(f"/syncs/{setup.sync_id}/runs"), headers=tenant.headers)
     assert response.status_code == 409
     assert f"run {holder.id}" in response.get_json()["detail"]
     assert response.get_json()["run"]["status"] == "skipped"
     sync = client.get(tenant.url(f"/syncs/{setup.sync_id}"), headers=tenant.headers).get_json()
-    assert sync["status"] == "skipped"
-    # A running sync cannot be deleted or moved to another destination object.
-    from connector.syncs.locks import heartbeat
-
-    with database.session() as session:
-        heartbeat(session, holder.id)
+    assert sync["status"] == "running"
+    assert sync["last_run"]["status"] == "skipped"
+    assert client.get(tenant.url("/syncs"), headers=tenant.headers).get_json()["data"][0]["status"] == "running"
+    # While it runs, the sync can be renamed, but not deleted or pointed elsewhere.
+    renamed = client.patch(tenant.url(f"/syncs/{setup.sync_id}"), json={"name": "n"}, headers=tenant.headers)
+    assert renamed.status_code == 200
+    response = client.patch(
+        tenant.url(f"/syncs/{setup.sync_id}"), json={"destination_object": "companies"}, headers=tenant.headers
+    )
+    assert response.status_code == 409
     assert client.delete(tenant.url(f"/syncs/{setup.sync_id}"), headers=tenant.headers).status_code == 409
 
 
