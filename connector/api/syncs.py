@@ -20,10 +20,11 @@ from flask_openapi3 import APIBlueprint
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
-from connector.api.common import WorkspacePath, decode_cursor, encode_cursor, workspace_blueprint
+from connector.api.common import WorkspacePath, decode_id_cursor, encode_cursor, workspace_blueprint
 from connector.api.context import database, unit_of_work, workspace_id
-from connector.api.problems import ProblemError, conflict, invalid, not_found
+from connector.api.problems import ProblemError, conflict, not_found
 from connector.models import RunStatus
+from connector.scheduling import notify_sync_changed
 from connector.security import SecretBox
 from connector.syncs import service
 from connector.syncs.engine import execute_run, run_sync
@@ -78,16 +79,6 @@ def _service_errors() -> Iterator[None]:
     except IntegrityError:
         # Two requests raced past the same check (a name taken meanwhile, a row deleted meanwhile).
         raise conflict("the change conflicts with a concurrent one; read the current state and retry") from None
-
-
-def _cursor_id(cursor: str | None, key: str) -> int | None:
-    values = decode_cursor(cursor)
-    if not values:
-        return None
-    value = values.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
-        raise invalid("query.cursor", "not a cursor returned by this API")
-    return value
 
 
 # -- destinations ------------------------------------------------------------------------------------------------
@@ -159,6 +150,14 @@ def _sync_document(session, sync) -> dict:
     return service.sync_json(sync, service.segment_ids_of(session, sync.id), last, next_run, running)
 
 
+def _after_save(sync_id: int) -> dict:
+    """Once the change is committed: bring the scheduler's job in step (at once when it runs in this process;
+    other processes reconcile within 30 s), then answer with the sync as it now stands, next run included."""
+    notify_sync_changed(sync_id)
+    with unit_of_work() as session:
+        return _sync_document(session, service.get_sync(session, workspace_id(), sync_id))
+
+
 @bp.get("/syncs")
 def list_syncs(path: WorkspacePath):
     """The workspace's syncs, each with its last run and next scheduled run."""
@@ -180,8 +179,8 @@ def list_syncs(path: WorkspacePath):
 def create_sync(path: WorkspacePath, body: SyncIn):
     """Create a sync: subjects (segment filter), field mappings, identity, mode and schedule."""
     with _service_errors(), unit_of_work() as session:
-        sync = service.create_sync(session, workspace_id(), body)
-        return _sync_document(session, sync), 201
+        sync_id = service.create_sync(session, workspace_id(), body).id
+    return _after_save(sync_id), 201
 
 
 @bp.get("/syncs/<int:sync_id>")
@@ -195,8 +194,8 @@ def get_sync(path: SyncPath):
 def update_sync(path: SyncPath, body: SyncPatch):
     """Change a sync; a new destination, object, subject type or identity makes the next run send everything."""
     with _service_errors(), unit_of_work() as session:
-        sync = service.update_sync(session, workspace_id(), path.sync_id, body)
-        return _sync_document(session, sync)
+        sync_id = service.update_sync(session, workspace_id(), path.sync_id, body).id
+    return _after_save(sync_id)
 
 
 @bp.delete("/syncs/<int:sync_id>")
@@ -204,6 +203,7 @@ def delete_sync(path: SyncPath):
     """Delete a sync and its history; refused (409) while it runs."""
     with _service_errors(), unit_of_work() as session:
         service.delete_sync(session, workspace_id(), path.sync_id)
+    notify_sync_changed(path.sync_id)
     return "", 204
 
 
@@ -252,7 +252,7 @@ def dry_run(path: SyncPath):
 @bp.get("/syncs/<int:sync_id>/runs")
 def list_runs(path: SyncPath, query: PageQuery):
     """The sync's runs, newest first."""
-    before = _cursor_id(query.cursor, "before")
+    before = decode_id_cursor(query.cursor, "before")
     with _service_errors(), unit_of_work() as session:
         sync = service.get_sync(session, workspace_id(), path.sync_id)
         runs = service.list_runs(session, sync.id, query.limit + 1, before)
@@ -275,7 +275,7 @@ def get_run(path: RunPath):
 @bp.get("/syncs/<int:sync_id>/runs/<int:run_id>/errors")
 def list_run_errors(path: RunPath, query: PageQuery):
     """The records of a run that were invalid, rejected (with the destination's reason) or left unsent."""
-    after = _cursor_id(query.cursor, "after")
+    after = decode_id_cursor(query.cursor, "after")
     with _service_errors(), unit_of_work() as session:
         sync = service.get_sync(session, workspace_id(), path.sync_id)
         run = service.get_run(session, sync.id, path.run_id)
