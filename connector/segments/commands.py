@@ -48,7 +48,11 @@ def refresh(obj, workspace_slug: str | None, segment_ref: str | None, everything
                 query = query.where(Segment.is_time_relative.is_(True))
             if segment_ref is not None:
                 by_name = Segment.name == segment_ref
-                query = query.where(or_(by_name, Segment.id == int(segment_ref)) if segment_ref.isdecimal() and len(segment_ref) < 19 else by_name)
+                query = query.where(
+                    or_(by_name, Segment.id == int(segment_ref))
+                    if segment_ref.isdecimal() and len(segment_ref) < 19
+                    else by_name
+                )
             ids = list(session.scalars(query.order_by(Segment.id)))
             if segment_ref is not None and not ids:
                 raise click.BadParameter(

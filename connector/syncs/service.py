@@ -410,7 +410,7 @@ def find_sync(session: Session, ref: str, workspace_slug: str | None = None) -> 
     if workspace_slug:
         stmt = stmt.where(Workspace.slug == workspace_slug)
     found = []
-    if ref.isdigit() and int(ref) <= MAX_ID:
+    if ref.isdecimal() and len(ref) < 19:
         found = list(session.scalars(stmt.where(Sync.id == int(ref))))
     if not found:
         found = list(session.scalars(stmt.where(Sync.name == ref).limit(2)))
