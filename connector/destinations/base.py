@@ -141,7 +141,7 @@ class Destination:
     label: ClassVar[str]
     Config: ClassVar[type[DestinationConfig]]
     max_batch_size: ClassVar[int] = 100
-    # Requests per window the destination allows by default (token bucket in the sync engine); None = no limit.
+    # Requests per window allowed by default (the sync engine enforces it as a rolling window); None = no limit.
     default_rate_limit: ClassVar[tuple[int, float] | None] = None  # (requests, per seconds)
     # The objects it can write to ("contacts", "companies", ...); empty = any object name (see accepts_object).
     objects: ClassVar[Sequence[str]] = ()
