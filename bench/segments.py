@@ -34,9 +34,7 @@ import random
 import re
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +68,7 @@ from connector.segments import service
 from connector.segments.incremental import apply_changes
 from connector.segments.membership import refresh_segments
 from connector.tenancy import create_company, create_workspace
+from connector.testing.scratch import scratch_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = 86_400
@@ -80,35 +79,6 @@ def log(message: str) -> None:
 
 
 # -- the database ----------------------------------------------------------------------------------------------------
-
-
-def scratch_database(url: str | None) -> tuple[str, callable]:
-    """The URL to benchmark and a function that removes it afterwards."""
-    if url is None or url.startswith("sqlite"):
-        if url is None:
-            handle, path = tempfile.mkstemp(prefix="connector-bench-", suffix=".db")
-            os.close(handle)
-            url = f"sqlite:///{path}"
-
-            def drop() -> None:
-                for suffix in ("", "-wal", "-shm"):
-                    if os.path.exists(path + suffix):
-                        os.remove(path + suffix)
-
-            return url, drop
-        return url, lambda: None
-    import psycopg
-
-    admin = url.replace("postgresql+psycopg://", "postgresql://")
-    name = f"connector_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return admin.rsplit("/", 1)[0] + "/" + name, drop
 
 
 class Sql:
@@ -671,6 +641,39 @@ def naive_baseline(db: Database, workspace_id: int, users: int, sample: int, now
 # -- main ------------------------------------------------------------------------------------------------------------
 
 
+def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
+    workspace_id, counts = generate(db, args.users)
+    log(f"rows: {counts}")
+    started = time.perf_counter()
+    segment_ids = define_segments(db, workspace_id)
+    log(f"defined {len(segment_ids)} segments, each evaluated on creation ({time.perf_counter() - started:.1f} s)")
+
+    from_empty, _ = full_refresh(db, workspace_id, from_empty=True)
+    steady, evaluated_at = full_refresh(db, workspace_id, from_empty=False)
+    # Before any ingestion, so both evaluations see the same data at the same instant.
+    log(f"naive baseline over {args.naive_users} users")
+    naive_s, naive_subjects, mismatches = naive_baseline(db, workspace_id, args.users, args.naive_users, evaluated_at)
+    log(f"naive: {naive_s:.1f} s for {naive_subjects} subjects, {mismatches} disagreements with the SQL")
+    log(f"incremental: {args.samples} single-event ingestions")
+    latencies = incremental_latencies(db, workspace_id, args.users, args.samples)
+    subjects = counts["users"] + counts["accounts"]
+    return {
+        "users": counts["users"],
+        "accounts": counts["accounts"],
+        "events": counts["events"],
+        "segments": len(segment_ids),
+        "database": db.dialect,
+        "full_refresh_s": round(from_empty, 3),
+        "full_refresh_steady_s": round(steady, 3),
+        "incremental_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "incremental_p95_ms": round(percentile(latencies, 95) * 1000, 2),
+        "naive_s_per_subject": naive_s / naive_subjects,
+        "sql_s_per_subject": from_empty / subjects,
+        "naive_speedup": round((naive_s / naive_subjects) / (from_empty / subjects), 1),
+        "naive_mismatches": mismatches,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100_000)
@@ -679,46 +682,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--naive-users", type=int, default=10_000)
     args = parser.parse_args(argv)
 
-    url, drop = scratch_database(args.database_url)
-    log(f"database {url.split('@')[-1]}")
-    try:
+    with scratch_database(args.database_url, prefix="connector_bench") as url:
+        log(f"database {url.split('@')[-1]}")
         upgrade(url)
         db = Database(url)
-        workspace_id, counts = generate(db, args.users)
-        log(f"rows: {counts}")
-        started = time.perf_counter()
-        segment_ids = define_segments(db, workspace_id)
-        log(f"defined {len(segment_ids)} segments, each evaluated on creation ({time.perf_counter() - started:.1f} s)")
-
-        from_empty, _ = full_refresh(db, workspace_id, from_empty=True)
-        steady, evaluated_at = full_refresh(db, workspace_id, from_empty=False)
-        # Before any ingestion, so both evaluations see the same data at the same instant.
-        log(f"naive baseline over {args.naive_users} users")
-        naive_s, naive_subjects, mismatches = naive_baseline(
-            db, workspace_id, args.users, args.naive_users, evaluated_at
-        )
-        log(f"naive: {naive_s:.1f} s for {naive_subjects} subjects, {mismatches} disagreements with the SQL")
-        log(f"incremental: {args.samples} single-event ingestions")
-        latencies = incremental_latencies(db, workspace_id, args.users, args.samples)
-        subjects = counts["users"] + counts["accounts"]
-        result = {
-            "users": counts["users"],
-            "accounts": counts["accounts"],
-            "events": counts["events"],
-            "segments": len(segment_ids),
-            "database": db.dialect,
-            "full_refresh_s": round(from_empty, 3),
-            "full_refresh_steady_s": round(steady, 3),
-            "incremental_p50_ms": round(statistics.median(latencies) * 1000, 2),
-            "incremental_p95_ms": round(percentile(latencies, 95) * 1000, 2),
-            "naive_s_per_subject": naive_s / naive_subjects,
-            "sql_s_per_subject": from_empty / subjects,
-            "naive_speedup": round((naive_s / naive_subjects) / (from_empty / subjects), 1),
-            "naive_mismatches": mismatches,
-        }
-        db.dispose()
-    finally:
-        drop()
+        try:
+            result = measure(db, args)
+        finally:
+            db.dispose()
     print(json.dumps(result))
     return result
 
