@@ -16,11 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for record values: dates as ISO 8601, decimals as text, sets as lists."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
 
 
 class DestinationError(Exception):

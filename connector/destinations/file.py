@@ -23,7 +23,6 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,21 +36,12 @@ from connector.destinations.base import (
     RecordResult,
     TransientError,
     WritePlan,
+    json_default,
 )
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 LEADING_COLUMNS = ("op", "key", "identity")
 CONFIG_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOENT", "ENOTDIR", "EISDIR"}
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
 
 
 def _cell(value: Any) -> str:
@@ -64,7 +54,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return json.dumps(value, sort_keys=True, default=_json_default)
+        return json.dumps(value, sort_keys=True, default=json_default)
     return str(value)
 
 
@@ -144,7 +134,7 @@ class FileDestination(Destination):
                 {"op": op, "key": r.key, "identity": r.identity, "properties": dict(r.properties), "at": at},
                 separators=(",", ":"),
                 ensure_ascii=False,
-                default=_json_default,
+                default=json_default,
             )
             + "\n"
             for r in batch

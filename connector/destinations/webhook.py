@@ -23,8 +23,6 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
@@ -37,6 +35,7 @@ from connector.destinations.base import (
     RecordResult,
     TransientError,
     WritePlan,
+    json_default,
     retry_after_seconds,
 )
 
@@ -73,16 +72,6 @@ def verify_signature(
         return False
     raw = body.encode() if isinstance(body, str) else body
     return hmac.compare_digest(sign(secret, timestamp, raw), header)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
 
 
 class WebhookConfig(DestinationConfig):
@@ -154,7 +143,7 @@ class WebhookDestination(Destination):
 
     def _post(self, payload: dict[str, Any], what: str) -> tuple[int, bytes]:
         """POST a signed body; return (status, body) of a 2xx or a record-level 4xx, raise for the rest."""
-        body = json.dumps(payload, separators=(",", ":"), default=_json_default, ensure_ascii=False).encode()
+        body = json.dumps(payload, separators=(",", ":"), default=json_default, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
         headers = {
             **self.config.headers,
