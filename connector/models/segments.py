@@ -67,7 +67,11 @@ class SegmentMembership(Base):
     __tablename__ = "segment_memberships"
     __table_args__ = (Index(None, "subject_id"),)
 
-    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    # No foreign key to segments, on purpose: the engine writes memberships in bulk (millions of rows on a full
+    # refresh) and the per-row FK check was most of the cost (PostgreSQL 15: 3.3 s of 5.6 s for 800,000 rows).
+    # A segment's delete still removes its rows: trigger ``trg_segments_delete_derived`` (migration 0005).
+    # The engine is the only writer; nothing refuses an unknown segment id.
+    segment_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subject_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     entered_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -79,7 +83,9 @@ class SegmentMembershipEvent(Base):
     __table_args__ = (Index(None, "segment_id", "at"), Index(None, "subject_id", "at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    # No foreign key, as for ``SegmentMembership.segment_id`` (PostgreSQL 15: the per-row FK check was 3.2 s of
+    # 6.7 s for 800,000 rows); the delete cascade is trigger ``trg_segments_delete_derived`` (migration 0005).
+    segment_id: Mapped[int] = mapped_column(BigId)
     subject_id: Mapped[int] = mapped_column(BigId)
     change: Mapped[MembershipChange] = mapped_column(str_enum(MembershipChange, 10))
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -94,6 +100,9 @@ class ComputedValue(Base):
     subject_type: Mapped[SubjectType] = mapped_column(str_enum(SubjectType, 10), primary_key=True)
     subject_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # No foreign key to workspaces: values are written in bulk and the per-row FK check would dominate, as it did for
+    # memberships (see ``SegmentMembership.segment_id``). A workspace's delete still removes its values: trigger
+    # ``trg_workspaces_delete_computed`` (migration 0005). The engine is the only writer.
+    workspace_id: Mapped[int] = mapped_column(BigId)
     value: Mapped[Any] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
