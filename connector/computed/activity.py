@@ -16,12 +16,14 @@ EVENT_COUNT = "event_count"
 
 class EventCountProperty(ComputedProperty):
     def compute(self, session, workspace_id: int, subject_type: SubjectType, subject_ids: Scope) -> Select:
-        query = select(Event.user_id.label("subject_id"), json_value(session, func.count()).label("value")).where(
-            Event.workspace_id == workspace_id
+        events = Event.__table__
+        user_id = events.c.user_id
+        query = select(user_id.label("subject_id"), json_value(session, func.count()).label("value")).where(
+            events.c.workspace_id == workspace_id
         )
         if subject_ids is not None:
-            query = query.where(Event.user_id.in_(subject_ids))
-        return query.group_by(Event.user_id)
+            query = query.where(user_id.in_(subject_ids))
+        return query.group_by(user_id)
 
 
 event_count_property = EventCountProperty(

@@ -11,9 +11,25 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, MetaData, Select, Table, delete, event, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    MetaData,
+    Select,
+    Table,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 
 from connector.models.base import JSONType
 
@@ -29,6 +45,10 @@ evaluated_subjects = Table(
     Index("ix_scratch_evaluated_subjects", "subject_id", unique=True, info={"sqlite_only": True}),
     **_TEMPORARY,
 )
+
+# PostgreSQL: the same, made by ``CREATE TEMPORARY TABLE … AS`` (see ``evaluate_into``); dropped at commit, so never
+# created through ``scratch``.
+evaluated_subjects_pg = Table("scratch_evaluated_parallel", MetaData(), Column("subject_id", BigInteger))
 
 # A set of subject ids a caller passes as a scope (``id_set``), when a list would be too long to bind.
 subject_ids = Table(
@@ -79,6 +99,8 @@ class _Usage:
 
     transaction: weakref.ref
     rows: dict[str, int | None] = field(default_factory=dict)
+    # Rows each table held when it was last analysed.
+    analysed: dict[str, int] = field(default_factory=dict)
 
 
 def _usage(session: Session) -> _Usage:
@@ -109,6 +131,7 @@ def scratch(session: Session, *tables: Table) -> None:
                 else:
                     session.execute(delete(table))
         usage.rows[table.name] = None
+        usage.analysed.pop(table.name, None)
 
 
 def _create(session: Session, table: Table) -> None:
@@ -151,9 +174,45 @@ def _track_transactions(engine) -> None:
 def filled(session: Session, table: Table, rows: int) -> None:
     """Note that ``rows`` rows were put in a scratch table (and give PostgreSQL statistics when many were)."""
     usage = _usage(session)
-    usage.rows[table.name] = (usage.rows.get(table.name) or 0) + rows
-    if rows > _ANALYZE_ABOVE and session.get_bind().dialect.name == "postgresql":
+    total = usage.rows[table.name] = (usage.rows.get(table.name) or 0) + rows
+    # Analysed again only once it has doubled: the planner scales statistics by the table's current size, and a run
+    # filling the changes table segment after segment would otherwise analyse it twenty times.
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and rows > _ANALYZE_ABOVE and total >= 2 * usage.analysed.get(table.name, 0):
         session.execute(text(f"ANALYZE {table.name}"))
+        usage.analysed[table.name] = total
+
+
+class _CreateTemporaryTableAs(Executable, ClauseElement):
+    inherit_cache = False
+
+    def __init__(self, name: str, query: Select) -> None:
+        self.name, self.query = name, query
+
+
+@compiles(_CreateTemporaryTableAs)
+def _compile_create_temporary_table_as(element: _CreateTemporaryTableAs, compiler, **kw) -> str:
+    return f"CREATE TEMPORARY TABLE {element.name} ON COMMIT DROP AS {compiler.process(element.query, **kw)}"
+
+
+def evaluate_into(session: Session, query: Select) -> tuple[Table, int]:
+    """Run ``query`` (one column, ``subject_id``) into a scratch table; returns the table and how many rows it holds
+    (valid until the next call in the transaction).
+
+    PostgreSQL runs ``INSERT … SELECT`` without parallel workers but ``CREATE TABLE … AS`` with them: a segment
+    filtering ten million events on a JSON property took 11 s the first way and 1.5 s the second on two cores.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        scratch(session, evaluated_subjects)
+        rows = affected_rows(session, insert(evaluated_subjects).from_select(["subject_id"], query))
+        filled(session, evaluated_subjects, rows)
+        return evaluated_subjects, rows
+    table = evaluated_subjects_pg
+    session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{table.name}"))
+    rows = affected_rows(session, _CreateTemporaryTableAs(table.name, query))
+    if rows > _ANALYZE_ABOVE:
+        session.execute(text(f"ANALYZE {table.name}"))
+    return table, rows
 
 
 def id_set(session: Session, ids: Iterable[int]) -> Select:

@@ -17,11 +17,12 @@ SEGMENTS = "Segments"
 
 class SegmentsProperty(ComputedProperty):
     def compute(self, session, workspace_id: int, subject_type: SubjectType, subject_ids: Scope) -> Select:
-        m, s = SegmentMembership, Segment
+        members, segments = SegmentMembership.__table__, Segment.__table__
+        m, s = members.c, segments.c
         where = [s.workspace_id == workspace_id, s.subject_type == SubjectType(subject_type)]
         if subject_ids is not None:
             where.append(m.subject_id.in_(subject_ids))
-        joined = select(m.subject_id).join(s, s.id == m.segment_id).where(*where)
+        joined = select(m.subject_id).join(segments, s.id == m.segment_id).where(*where)
         if session.get_bind().dialect.name == "postgresql":
             names = func.jsonb_agg(s.name).aggregate_order_by(s.name)
             return joined.add_columns(names.label("value")).group_by(m.subject_id)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, delete, exists, insert, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.computed.properties import ComputedProperty, Scope, computed_properties
@@ -64,6 +65,14 @@ def _materialise(
     if scope is not None and not isinstance(scope, Select):
         # A few subjects: upsert straight from the computation, then drop rows of those left without a value.
         ids = sorted(set(scope))
+        if session.get_bind().dialect.name == "postgresql":
+            # One statement: the computation and the upsert as CTEs of the DELETE.
+            fresh = prop.compute(session, workspace_id, subject_type, ids).cte("fresh")
+            upsert = _upsert_statement(session, prop, workspace_id, subject_type, fresh, now)
+            written = upsert.returning(cv.c.subject_id).cte("written")
+            left = stale.where(cv.c.subject_id.in_(ids), cv.c.subject_id.not_in(select(fresh.c.subject_id)))
+            session.execute(left.add_cte(written))
+            return
         values = prop.compute(session, workspace_id, subject_type, ids).subquery()
         _upsert(session, prop, workspace_id, subject_type, values, now)
         fresh = select(prop.compute(session, workspace_id, subject_type, ids).subquery().c.subject_id)
@@ -75,14 +84,54 @@ def _materialise(
     values = prop.compute(session, workspace_id, subject_type, scope).subquery()
     fill = insert(computed_scratch).from_select(["subject_id", "value"], select(values.c.subject_id, values.c.value))
     filled(session, computed_scratch, affected_rows(session, fill))
-    _upsert(session, prop, workspace_id, subject_type, computed_scratch, now)
+    if not _write_many(session, prop, workspace_id, subject_type, computed_scratch, now):
+        return  # nothing was stored before: nothing is stale
     stale = stale.where(~exists().where(computed_scratch.c.subject_id == cv.c.subject_id))
     session.execute(stale.where(cv.c.subject_id.in_(scope)) if scope is not None else stale)
+
+
+def _write_many(
+    session: Session, prop: ComputedProperty, workspace_id: int, subject_type: SubjectType, values, now
+) -> bool:
+    """As ``_upsert``, for many rows; returns whether the workspace had values of the property before.
+
+    Without any (its first computation) a plain INSERT: ON CONFLICT's per-row speculative insertion costs half as
+    much again (PostgreSQL 15, a million rows: 7.4 s instead of 4.9 s). Should another transaction insert one of
+    those rows meanwhile, the INSERT fails and is done again as an upsert. (Not an UPDATE and an anti-joined INSERT
+    when values exist: joined to a big table whose statistics say it is empty, those become quadratic.)"""
+    cv = ComputedValue.__table__
+    stored = select(cv.c.subject_id).where(
+        cv.c.workspace_id == workspace_id, cv.c.subject_type == subject_type.value, cv.c.name == prop.name
+    )
+    if session.scalar(select(stored.exists())):
+        _upsert(session, prop, workspace_id, subject_type, values, now)
+        return True
+    rows = select(
+        literal(subject_type.value),
+        values.c.subject_id,
+        literal(prop.name),
+        literal(workspace_id),
+        values.c.value,
+        literal(now, UTCDateTime()),
+    )
+    columns = ["subject_type", "subject_id", "name", "workspace_id", "value", "updated_at"]
+    try:
+        with session.begin_nested():
+            session.execute(insert(cv).from_select(columns, rows))
+    except IntegrityError:
+        _upsert(session, prop, workspace_id, subject_type, values, now)
+    return False
 
 
 def _upsert(session: Session, prop: ComputedProperty, workspace_id: int, subject_type: SubjectType, values, now):
     """Write ``values`` (``subject_id``, ``value``) over the stored rows; rows whose value is the same stay as
     they are (their ``updated_at`` too)."""
+    session.execute(_upsert_statement(session, prop, workspace_id, subject_type, values, now))
+
+
+def _upsert_statement(
+    session: Session, prop: ComputedProperty, workspace_id: int, subject_type: SubjectType, values, now
+):
     cv = ComputedValue.__table__
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     rows = select(
@@ -96,12 +145,10 @@ def _upsert(session: Session, prop: ComputedProperty, workspace_id: int, subject
     upsert = dialect_insert(cv).from_select(
         ["subject_type", "subject_id", "name", "workspace_id", "value", "updated_at"], rows
     )
-    session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[cv.c.subject_type, cv.c.subject_id, cv.c.name],
-            set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
-            where=cv.c.value.is_distinct_from(upsert.excluded.value),
-        )
+    return upsert.on_conflict_do_update(
+        index_elements=[cv.c.subject_type, cv.c.subject_id, cv.c.name],
+        set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
+        where=cv.c.value.is_distinct_from(upsert.excluded.value),
     )
 
 
@@ -124,13 +171,14 @@ def get_computed(
     wanted = list(props) if names is None else list(names)
     result = {i: {name: _default(props.get(name)) for name in wanted} for i in ids}
     for start in range(0, len(ids), _READ_CHUNK):
-        query = select(ComputedValue.subject_id, ComputedValue.name, ComputedValue.value).where(
-            ComputedValue.subject_type == subject_type,
-            ComputedValue.subject_id.in_(ids[start : start + _READ_CHUNK]),
-            ComputedValue.name.in_(wanted),
+        cv = ComputedValue.__table__.c
+        query = select(cv.subject_id, cv.name, cv.value).where(
+            cv.subject_type == subject_type,
+            cv.subject_id.in_(ids[start : start + _READ_CHUNK]),
+            cv.name.in_(wanted),
         )
         if workspace_id is not None:
-            query = query.where(ComputedValue.workspace_id == workspace_id)
+            query = query.where(cv.workspace_id == workspace_id)
         for subject_id, name, value in session.execute(query):
             result[subject_id][name] = value
     return result

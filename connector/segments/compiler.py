@@ -20,8 +20,9 @@ Shape of the SQL, chosen for both a full refresh of a large workspace and the ev
   that grouped sub-query is computed for the whole workspace (PostgreSQL does not parametrise it by the subject),
   so when ``subject_ids`` is given it is written into every grouped sub-query as well as on the subject table:
   evaluating one subject reads only that subject's rows.
-* Every table is aliased per leaf, every sub-query filters on the workspace (the tenant wall holds inside, too),
-  and every name and value is a bound parameter.
+* Every table is aliased per use (numbered per query, ``events_1``, ``events_2``: see ``Aliases``), every
+  sub-query filters on the workspace (the tenant wall holds inside, too), and every name and value is a bound
+  parameter.
 * Groups deeper than ``HOIST_DEPTH`` become CTEs (SQLite's parser cannot nest a 20-level tree); PostgreSQL inlines
   them, so the plan is the same correlated EXISTS (a primary-key probe per subject).
 
@@ -37,14 +38,15 @@ values computed from it, so evaluating again later with another ``now`` slides t
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
+    Table,
     and_,
     bindparam,
     case,
@@ -57,6 +59,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.elements import BindParameter
 
 from connector.models import (
     Account,
@@ -108,6 +111,54 @@ MEMBERSHIPS = SegmentMembership.__table__
 SubjectIds = Select | Iterable[int] | None
 
 
+class Aliases:
+    """Aliases of tables for one query: the n-th use of a table in the query gets its n-th alias (``events_2``).
+
+    The alias objects are made once per (table, n) and shared by every query: making one (its column collection)
+    cost more than the rest of compiling a condition, and evaluation after an ingestion compiles a dozen."""
+
+    _made: ClassVar[dict[tuple[str, int], FromClause]] = {}
+
+    def __init__(self) -> None:
+        self._used: dict[str, int] = {}
+
+    def __call__(self, table: Table) -> FromClause:
+        n = self._used[table.name] = self._used.get(table.name, 0) + 1
+        alias = self._made.get((table.name, n))
+        if alias is None:
+            alias = self._made[(table.name, n)] = table.alias(f"{table.name}_{n}")
+        return alias
+
+
+class LateValues:
+    """The values of a query built once and run many times (``compile_condition(late=...)``): the subject ids and
+    the instants that move with ``now`` are named parameters, and ``params`` gives their values for another run.
+
+    Building a condition's query and SQLAlchemy's cache key for it cost more than running it for one subject; the
+    evaluation after an ingestion reuses the query of each segment this way."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.ids_key: str | None = None
+        self.ago: dict[str, timedelta] = {}
+
+    def ids(self, ids: list[int]) -> BindParameter:
+        self.ids_key = f"{self.prefix}ids"
+        return bindparam(self.ids_key, ids, expanding=True)
+
+    def instant(self, delta: timedelta, value: datetime, type_) -> BindParameter:
+        key = f"{self.prefix}t{len(self.ago)}"
+        self.ago[key] = delta
+        return bindparam(key, value, type_=type_)
+
+    def params(self, now: datetime, ids: list[int]) -> dict[str, Any]:
+        now = as_utc(now)
+        values: dict[str, Any] = {key: now - delta for key, delta in self.ago.items()}
+        if self.ids_key is not None:
+            values[self.ids_key] = ids
+        return values
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a predicate is about: the subject table (or its alias) and the query's constants."""
@@ -117,9 +168,20 @@ class Scope:
     workspace_id: int
     now: datetime
     # The subject ids this query is restricted to (a list or a SELECT), repeated inside grouped sub-queries.
-    restriction: Select | list[int] | None = None
+    restriction: Select | list[int] | BindParameter | None = None
     # How many groups deep the predicate being built sits in its query text (see compile_predicate).
     depth: int = 0
+    # The query's table aliases (shared by every scope of one query).
+    alias: Aliases = field(default_factory=Aliases)
+    # Set when the query is built for reuse (shared by every scope of one query).
+    late: LateValues | None = None
+
+    def ago(self, delta: timedelta, type_=None) -> Any:
+        """``now - delta`` as a value to compare with (a parameter of the query when it is built for reuse)."""
+        value = self.now - delta
+        if self.late is not None:
+            return self.late.instant(delta, value, type_)
+        return value if type_ is None else literal(value, type_)
 
     @property
     def subject_id(self) -> ColumnElement:
@@ -133,16 +195,21 @@ def compile_condition(
     workspace_id: int,
     now: datetime,
     subject_ids: SubjectIds = None,
+    late: LateValues | None = None,
 ) -> Select:
     """The ids (column ``subject_id``) of the workspace's users or accounts that match ``node`` at ``now``.
 
     ``node`` must come from ``parse_conditions`` for the same subject type. ``subject_ids`` (a list of ids or a
     one-column SELECT) restricts the query to those subjects — and keeps its cost proportional to them. A long
-    list is bound value by value; past a few thousand ids pass a SELECT instead.
+    list is bound value by value; past a few thousand ids pass a SELECT instead. With ``late``, the query is built
+    to be run again with other ids and another ``now`` (see ``LateValues``).
     """
     subject_type = SubjectType(subject_type)
     subject = USERS if subject_type == SubjectType.USER else ACCOUNTS
-    scope = Scope(subject_type, subject, workspace_id, as_utc(now), _restriction(subject_ids))
+    restriction = _restriction(subject_ids)
+    if late is not None and isinstance(restriction, list):
+        restriction = late.ids(restriction)
+    scope = Scope(subject_type, subject, workspace_id, as_utc(now), restriction, late=late)
     query = select(subject.c.id.label("subject_id")).where(subject.c.workspace_id == workspace_id)
     if scope.restriction is not None:
         query = query.where(subject.c.id.in_(scope.restriction))
@@ -185,7 +252,7 @@ HOIST_DEPTH = 6
 
 
 def _hoisted(node: Group, scope: Scope) -> ColumnElement[bool]:
-    subject = (USERS if scope.subject_type == SubjectType.USER else ACCOUNTS).alias()
+    subject = scope.alias(USERS if scope.subject_type == SubjectType.USER else ACCOUNTS)
     inner = replace(scope, subject=subject, depth=0)
     query = select(subject.c.id.label("subject_id")).where(
         subject.c.workspace_id == scope.workspace_id, compile_predicate(node, inner)
@@ -247,7 +314,7 @@ COMPARISONS: dict[str, Callable[[ColumnElement, Any], ColumnElement[bool]]] = {
 }
 
 
-def compile_comparison(operand: Operand, node: Comparison, now: datetime) -> ColumnElement[bool]:
+def compile_comparison(operand: Operand, node: Comparison, scope: Scope) -> ColumnElement[bool]:
     """One attribute/property/field test, two-valued: a missing or differently typed value is false."""
     if node.operator == "exists":
         return operand.present()
@@ -255,19 +322,24 @@ def compile_comparison(operand: Operand, node: Comparison, now: datetime) -> Col
         return not_(operand.present())
     if node.value_type == "boolean":
         return operand.is_boolean(node.value if node.operator == "eq" else not node.value)
-    value = _bound_value(node, now)
     typed = operand.typed(node.value_type)
+    if node.operator in ("within_last", "more_than_ago"):
+        # Relative to now: the attribute's stored JSON text is compared as a timestamp, a column as itself.
+        type_ = sqlfuncs.AttributeTimestamp() if operand.column is None else None
+        delta = Duration.model_validate(node.value).as_timedelta()
+        if node.operator == "within_last":
+            value = (scope.ago(delta, type_), scope.ago(timedelta(0), type_))
+        else:
+            value = scope.ago(delta, type_)
+        return func.coalesce(COMPARISONS[node.operator](typed, value), false())
+    value = _bound_value(node)
     if operand.column is None and node.value_type in ("date", "number"):
         value = _bind(value, sqlfuncs.AttributeTimestamp() if node.value_type == "date" else sqlfuncs.AttributeNumber())
     return func.coalesce(COMPARISONS[node.operator](typed, value), false())
 
 
-def _bound_value(node: Comparison, now: datetime) -> Any:
+def _bound_value(node: Comparison) -> Any:
     """The condition's value as Python: a pair (tuple) for ranges, a list for ``in``, datetimes for dates."""
-    if node.operator == "within_last":
-        return (now - Duration.model_validate(node.value).as_timedelta(), now)
-    if node.operator == "more_than_ago":
-        return now - Duration.model_validate(node.value).as_timedelta()
     value = node.value
     if node.value_type == "date":
         value = [_millis(parse_date(v)) for v in value] if isinstance(value, list) else _millis(parse_date(value))
@@ -289,20 +361,20 @@ def _bind(value: Any, type_) -> Any:
 
 def _attribute(node: AttributeCondition, scope: Scope) -> ColumnElement[bool]:
     if node.of == "account":
-        accounts, links = ACCOUNTS.alias(), ACCOUNT_USERS.alias()
+        accounts, links = scope.alias(ACCOUNTS), scope.alias(ACCOUNT_USERS)
         return _exists(
             scope,
             links.join(accounts, accounts.c.id == links.c.account_id),
             links.c.user_id,
-            [links.c.workspace_id == scope.workspace_id, _attribute_test(node, accounts, scope.now)],
+            [links.c.workspace_id == scope.workspace_id, _attribute_test(node, accounts, scope)],
         )
-    return _attribute_test(node, scope.subject, scope.now)
+    return _attribute_test(node, scope.subject, scope)
 
 
-def _attribute_test(node: AttributeCondition, table: FromClause, now: datetime) -> ColumnElement[bool]:
+def _attribute_test(node: AttributeCondition, table: FromClause, scope: Scope) -> ColumnElement[bool]:
     if node.field is not None:
-        return compile_comparison(Operand(column=table.c[node.field]), node, now)
-    return compile_comparison(Operand(table.c.attributes, node.name), node, now)
+        return compile_comparison(Operand(column=table.c[node.field]), node, scope)
+    return compile_comparison(Operand(table.c.attributes, node.name), node, scope)
 
 
 # -- related rows --------------------------------------------------------------------------------------------------
@@ -342,10 +414,12 @@ def _counted(scope: Scope, source: FromClause, key: ColumnElement, clauses: list
     return _grouped(scope, source, key, clauses, lambda c: c == count.value)
 
 
-def window_clauses(column: ColumnElement, window: Window | None, now: datetime) -> list:
+def window_clauses(column: ColumnElement, window: Window | None, scope: Scope) -> list:
     if window is None:
         return []
-    start, end, inclusive = window.bounds(now)
+    if window.within_last is not None:
+        return [column >= scope.ago(window.within_last.as_timedelta()), column <= scope.ago(timedelta(0))]
+    start, end, inclusive = window.bounds(scope.now)
     return [column >= start, column <= end if inclusive else column < end]
 
 
@@ -355,13 +429,13 @@ def event_clauses(node: EventCondition, events: FromClause, scope: Scope) -> lis
         events.c.workspace_id == scope.workspace_id,
         events.c.name == node.name,
         events.c.kind == EventKind.TRACK,
-        *window_clauses(events.c.occurred_at, node.window, scope.now),
-        *(compile_comparison(Operand(events.c.properties, f.property), f, scope.now) for f in node.filters),
+        *window_clauses(events.c.occurred_at, node.window, scope),
+        *(compile_comparison(Operand(events.c.properties, f.property), f, scope) for f in node.filters),
     ]
 
 
 def _event(node: EventCondition, scope: Scope) -> ColumnElement[bool]:
-    events = EVENTS.alias()
+    events = scope.alias(EVENTS)
     matched = _counted(scope, events, events.c.user_id, event_clauses(node, events, scope), node.count)
     return not_(matched) if node.operator == "not_performed" else matched
 
@@ -378,7 +452,7 @@ def page_view_clauses(node: PageViewCondition, events: FromClause, scope: Scope)
     clauses = [
         events.c.workspace_id == scope.workspace_id,
         events.c.kind == EventKind.PAGE,
-        *window_clauses(events.c.occurred_at, node.window, scope.now),
+        *window_clauses(events.c.occurred_at, node.window, scope),
     ]
     if node.url is not None:
         clauses.append(URL_TESTS[node.url.operator](events.c.url, node.url.value))
@@ -386,7 +460,7 @@ def page_view_clauses(node: PageViewCondition, events: FromClause, scope: Scope)
 
 
 def _page_view(node: PageViewCondition, scope: Scope) -> ColumnElement[bool]:
-    events = EVENTS.alias()
+    events = scope.alias(EVENTS)
     matched = _counted(scope, events, events.c.user_id, page_view_clauses(node, events, scope), node.count)
     return not_(matched) if node.operator == "not_viewed" else matched
 
@@ -395,17 +469,17 @@ def device_clauses(node: DeviceCondition, devices: FromClause, scope: Scope) -> 
     clauses = [devices.c.workspace_id == scope.workspace_id]
     if node.platform is not None:
         clauses.append(devices.c.platform == node.platform)
-    return clauses + window_clauses(devices.c.last_seen_at, node.last_seen, scope.now)
+    return clauses + window_clauses(devices.c.last_seen_at, node.last_seen, scope)
 
 
 def _device(node: DeviceCondition, scope: Scope) -> ColumnElement[bool]:
-    devices = DEVICES.alias()
+    devices = scope.alias(DEVICES)
     matched = _exists(scope, devices, devices.c.user_id, device_clauses(node, devices, scope))
     return not_(matched) if node.operator == "has_not" else matched
 
 
 def object_clauses(node: ObjectCondition, objects: FromClause, scope: Scope) -> list:
-    types = OBJECT_TYPES.alias()
+    types = scope.alias(OBJECT_TYPES)
     type_id = (
         select(types.c.id)
         .where(types.c.workspace_id == scope.workspace_id, types.c.name == node.object_type)
@@ -414,7 +488,7 @@ def object_clauses(node: ObjectCondition, objects: FromClause, scope: Scope) -> 
     return [
         objects.c.workspace_id == scope.workspace_id,
         objects.c.object_type_id == type_id,
-        *(compile_comparison(Operand(objects.c.fields, f.field), f, scope.now) for f in node.filters),
+        *(compile_comparison(Operand(objects.c.fields, f.field), f, scope) for f in node.filters),
     ]
 
 
@@ -423,7 +497,7 @@ def object_owner(objects: FromClause, subject_type: SubjectType) -> ColumnElemen
 
 
 def _object(node: ObjectCondition, scope: Scope) -> ColumnElement[bool]:
-    objects = OBJECTS.alias()
+    objects = scope.alias(OBJECTS)
     key = object_owner(objects, scope.subject_type)
     matched = _counted(scope, objects, key, object_clauses(node, objects, scope), node.count)
     return not_(matched) if node.operator == "has_not" else matched
@@ -431,18 +505,18 @@ def _object(node: ObjectCondition, scope: Scope) -> ColumnElement[bool]:
 
 def _tag(node: TagCondition, scope: Scope) -> ColumnElement[bool]:
     if scope.subject_type == SubjectType.USER:
-        tags = USER_TAGS.alias()
+        tags = scope.alias(USER_TAGS)
         key = tags.c.user_id
     else:
-        tags = ACCOUNT_TAGS.alias()
+        tags = scope.alias(ACCOUNT_TAGS)
         key = tags.c.account_id
     matched = _exists(scope, tags, key, [tags.c.workspace_id == scope.workspace_id, tags.c.tag == node.value])
     return not_(matched) if node.operator == "has_not" else matched
 
 
-def segment_id_in_workspace(segment_id: int, subject_type: SubjectType, workspace_id: int):
+def segment_id_in_workspace(segment_id: int, subject_type: SubjectType, workspace_id: int, segments=None):
     """The segment's id if it is a segment of the workspace about ``subject_type``, else NULL (matches nothing)."""
-    segments = SEGMENTS.alias()
+    segments = SEGMENTS.alias() if segments is None else segments
     return (
         select(segments.c.id)
         .where(
@@ -455,15 +529,17 @@ def segment_id_in_workspace(segment_id: int, subject_type: SubjectType, workspac
 
 
 def _segment(node: SegmentCondition, scope: Scope) -> ColumnElement[bool]:
-    members = MEMBERSHIPS.alias()
-    segment_id = segment_id_in_workspace(node.segment_id, scope.subject_type, scope.workspace_id)
+    members = scope.alias(MEMBERSHIPS)
+    segment_id = segment_id_in_workspace(node.segment_id, scope.subject_type, scope.workspace_id, scope.alias(SEGMENTS))
     matched = _exists(scope, members, members.c.subject_id, [members.c.segment_id == segment_id])
     return not_(matched) if node.operator == "not_in" else matched
 
 
 def _account_segment(node: AccountSegmentCondition, scope: Scope) -> ColumnElement[bool]:
-    members, links = MEMBERSHIPS.alias(), ACCOUNT_USERS.alias()
-    segment_id = segment_id_in_workspace(node.segment_id, SubjectType.ACCOUNT, scope.workspace_id)
+    members, links = scope.alias(MEMBERSHIPS), scope.alias(ACCOUNT_USERS)
+    segment_id = segment_id_in_workspace(
+        node.segment_id, SubjectType.ACCOUNT, scope.workspace_id, scope.alias(SEGMENTS)
+    )
     matched = _exists(
         scope,
         links.join(members, members.c.subject_id == links.c.account_id),
@@ -475,13 +551,15 @@ def _account_segment(node: AccountSegmentCondition, scope: Scope) -> ColumnEleme
 
 def account_users(scope: Scope) -> tuple[FromClause, FromClause, Scope, list]:
     """The users of the subject account: ``(source, links, user scope, clauses)`` for a users aggregation."""
-    users, links = USERS.alias(), ACCOUNT_USERS.alias()
+    users, links = scope.alias(USERS), scope.alias(ACCOUNT_USERS)
     restriction = None
     if scope.restriction is not None:
-        restricted = ACCOUNT_USERS.alias()
+        restricted = scope.alias(ACCOUNT_USERS)
         restriction = select(restricted.c.user_id).where(restricted.c.account_id.in_(scope.restriction))
     # The aggregation's own EXISTS and grouping count as levels of nesting for what it holds.
-    user_scope = Scope(SubjectType.USER, users, scope.workspace_id, scope.now, restriction, scope.depth + 2)
+    user_scope = Scope(
+        SubjectType.USER, users, scope.workspace_id, scope.now, restriction, scope.depth + 2, scope.alias, scope.late
+    )
     clauses = [links.c.workspace_id == scope.workspace_id, users.c.workspace_id == scope.workspace_id]
     return links.join(users, users.c.id == links.c.user_id), links, user_scope, clauses
 

@@ -109,11 +109,11 @@ def _lock_subjects(
 ) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return  # SQLite transactions are serial already (BEGIN IMMEDIATE).
-    for model, subject_type in ((User, SubjectType.USER), (Account, SubjectType.ACCOUNT)):
+    for table, subject_type in ((User.__table__, SubjectType.USER), (Account.__table__, SubjectType.ACCOUNT)):
         ids = sorted(
             {i for sid, scope in scopes.items() if types[sid] == subject_type and sid not in skipped for i in scope}
         )
         if ids:
             session.execute(
-                select(model.id).where(model.id.in_(ids)).order_by(model.id).with_for_update(key_share=True)
+                select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update(key_share=True)
             )
