@@ -10,7 +10,8 @@ Which segments, for which subjects (``ChangeSet`` kinds against each segment's s
 * a user segment reading account data (``account:attribute``), for the users of the changed accounts;
 * an account segment, for the changed accounts, when it reads a kind that changed; for new accounts, always;
 * an account segment aggregating users (``user:event:purchase``, ``user:attribute``…), for the accounts of the
-  changed users;
+  changed users; one whose users' condition reads their accounts (``user:account:attribute``), for every account
+  of the changed accounts' users;
 * then, transitively, the segments referencing a segment whose membership changed, for the changed subjects
   (``membership``), and the ``Segments`` property of every subject whose membership changed;
 * other computed properties whose dependencies match the change kinds, for the changed subjects.
@@ -72,6 +73,11 @@ def apply_changes(session: Session, workspace_id: int, changes: ChangeSet) -> Ev
                 if related_accounts is None:
                     related_accounts = _accounts_of(session, users)
                 scope |= related_accounts
+            if accounts and deps & {f"user:account:{k}" for k in kinds}:
+                # Users aggregated over read their accounts' data: every account of the changed accounts' users.
+                if related_users is None:
+                    related_users = _users_of(session, accounts)
+                scope |= _accounts_of(session, related_users) if related_users else set()
         if scope:
             scopes[segment_id] = scope
 

@@ -154,6 +154,38 @@ def test_account_changes_reach_user_segments_and_user_changes_reach_account_segm
     assert segments_of(database, acme, "account") == ["Accounts with buyers", "Gold accounts"]
 
 
+def test_an_aggregation_over_users_reading_their_accounts_follows_account_changes(database, clock):
+    """An account segment whose users' condition reads *their* accounts: a change to one account reaches every
+    account of its users (ann is at acme and globex; acme turning gold makes globex match too)."""
+    data = Data(database)
+    ann = data.user()
+    acme = data.account(attributes={"tier": "silver"}, users=[ann])
+    globex = data.account(attributes={"tier": "silver"}, users=[ann])
+    lonely = data.account(attributes={"tier": "gold"})
+    with_gold_people = create(
+        database,
+        data.workspace_id,
+        "Accounts with people at gold accounts",
+        {
+            "type": "users",
+            "quantifier": "any",
+            "condition": {"type": "attribute", "of": "account", "name": "tier", "operator": "eq", "value": "gold"},
+        },
+        "account",
+    )
+    assert members(database, with_gold_people) == set()
+
+    with database.session() as session:
+        from connector.models import Account
+
+        session.get(Account, acme).attributes = {"tier": "gold"}
+    with database.session() as session:
+        apply_changes(session, data.workspace_id, ChangeSet(set(), {acme}, {"attribute"}))
+
+    assert members(database, with_gold_people) == {acme, globex}
+    assert lonely not in members(database, with_gold_people)  # gold, but no users
+
+
 def test_referencing_segments_follow_incrementally(client, tenant, database, clock):
     pro = create(database, tenant.workspace_id, "Pro", PRO)
     not_pro = create(
