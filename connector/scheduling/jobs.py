@@ -83,17 +83,31 @@ def run_scheduled_sync(sync_id: int) -> str | None:
 
 
 def refresh_time_relative_segments() -> None:
-    """Re-evaluate the segments whose conditions slide with time (``in the last 7 days``) in every workspace."""
+    """Re-evaluate the segments whose conditions slide with time (``in the last 7 days``) in every workspace, one
+    transaction per workspace: a workspace's segments stay locked only while it is refreshed, and one that fails
+    does not hold the others back."""
     from connector.segments.membership import refresh_time_relative_segments as refresh
+    from connector.segments.membership import time_relative_workspaces
 
-    with bound_database().session() as session:
-        result = refresh(session)
+    db = bound_database()
+    with db.session() as session:
+        workspaces = time_relative_workspaces(session)
+    totals = {"workspaces": 0, "segments": 0, "entered": 0, "exited": 0}
+    for workspace_id in workspaces:
+        try:
+            with db.session() as session:
+                result = refresh(session, workspace_id=workspace_id)
+        except Exception:
+            log.exception("time-relative segments of workspace %s could not be refreshed", workspace_id)
+            continue
+        for key in totals:
+            totals[key] += result[key]
     log.info(
         "time-relative segments refreshed: %s segment(s) in %s workspace(s), %s entered, %s exited",
-        result["segments"],
-        result["workspaces"],
-        result["entered"],
-        result["exited"],
+        totals["segments"],
+        totals["workspaces"],
+        totals["entered"],
+        totals["exited"],
     )
 
 

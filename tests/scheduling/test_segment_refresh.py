@@ -117,3 +117,38 @@ def test_refresh_job_moves_people_in_and_out_of_a_sliding_window(database, sched
 
     assert entered == {ada.id}
     assert left == set()
+
+
+def test_refresh_job_takes_one_workspace_at_a_time_and_goes_on_past_a_failure(
+    database, scheduler, tenant, make_segment, other_tenant
+):
+    """A workspace whose refresh fails (here: a stored definition that no longer parses) is logged and skipped;
+    the others are refreshed, each in its own transaction."""
+    with database.session() as session:
+        ada = User(workspace_id=tenant.workspace_id, email="ada@example.com", external_id="ada")
+        session.add(ada)
+        session.flush()
+        session.add(
+            Event(workspace_id=tenant.workspace_id, user_id=ada.id, name="login", occurred_at=T0, message_id="m1")
+        )
+        broken = Segment(
+            workspace_id=other_tenant.workspace_id,
+            name="broken",
+            subject_type=SubjectType.USER,
+            kind=SegmentKind.DYNAMIC,
+            conditions={"type": "no such leaf"},
+            dependencies=[],
+            is_time_relative=True,
+            time_unit_seconds=86_400,
+        )
+        session.add(broken)
+    segment_id = make_segment("active in the last 2 days", logged_in_within(2, "days"))
+
+    with time_machine.travel(T0, tick=False) as traveller:
+        reconcile_jobs(scheduler, database)
+        traveller.move_to(T0 + timedelta(minutes=15))
+        scheduler._process_jobs()
+
+    with database.session() as session:
+        query = select(SegmentMembership.subject_id).where(SegmentMembership.segment_id == segment_id)
+        assert set(session.scalars(query)) == {ada.id}
