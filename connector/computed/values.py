@@ -106,7 +106,20 @@ def _write_many(
     if session.scalar(select(stored.exists())):
         _upsert(session, prop, workspace_id, subject_type, values, now)
         return True
-    rows = select(
+    try:
+        with session.begin_nested():
+            session.execute(insert(cv).from_select(_COLUMNS, _rows(prop, workspace_id, subject_type, values, now)))
+    except IntegrityError:
+        _upsert(session, prop, workspace_id, subject_type, values, now)
+    return False
+
+
+_COLUMNS = ["subject_type", "subject_id", "name", "workspace_id", "value", "updated_at"]
+
+
+def _rows(prop: ComputedProperty, workspace_id: int, subject_type: SubjectType, values, now) -> Select:
+    """``values`` (``subject_id``, ``value``) as rows of ``computed_values`` (in ``_COLUMNS`` order)."""
+    return select(
         literal(subject_type.value),
         values.c.subject_id,
         literal(prop.name),
@@ -114,13 +127,6 @@ def _write_many(
         values.c.value,
         literal(now, UTCDateTime()),
     )
-    columns = ["subject_type", "subject_id", "name", "workspace_id", "value", "updated_at"]
-    try:
-        with session.begin_nested():
-            session.execute(insert(cv).from_select(columns, rows))
-    except IntegrityError:
-        _upsert(session, prop, workspace_id, subject_type, values, now)
-    return False
 
 
 def _upsert(session: Session, prop: ComputedProperty, workspace_id: int, subject_type: SubjectType, values, now):
@@ -134,17 +140,9 @@ def _upsert_statement(
 ):
     cv = ComputedValue.__table__
     dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    rows = select(
-        literal(subject_type.value),
-        values.c.subject_id,
-        literal(prop.name),
-        literal(workspace_id),
-        values.c.value,
-        literal(now, UTCDateTime()),
-    ).where(true())  # SQLite needs a WHERE before ON CONFLICT to parse INSERT ... SELECT ... ON CONFLICT.
-    upsert = dialect_insert(cv).from_select(
-        ["subject_type", "subject_id", "name", "workspace_id", "value", "updated_at"], rows
-    )
+    # SQLite needs a WHERE before ON CONFLICT to parse INSERT ... SELECT ... ON CONFLICT.
+    rows = _rows(prop, workspace_id, subject_type, values, now).where(true())
+    upsert = dialect_insert(cv).from_select(_COLUMNS, rows)
     return upsert.on_conflict_do_update(
         index_elements=[cv.c.subject_type, cv.c.subject_id, cv.c.name],
         set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},

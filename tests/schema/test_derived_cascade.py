@@ -77,22 +77,20 @@ def test_the_fixtures_fill_every_derived_table(database, ours, theirs):
         assert computed[ws.id] >= 3
 
 
-def test_deleting_a_segment_through_the_service_removes_its_membership_and_history_only(database, ours, theirs):
-    members, history, computed = _snapshot(database)
+def _delete_through_the_service(database, workspace_id: int, segment_id: int) -> None:
     with database.session() as session:
-        service.delete_segment(session, service.get_segment(session, ours.id, ours.pro))
-
-    assert _snapshot(database) == (
-        {k: v for k, v in members.items() if k != ours.pro},
-        {k: v for k, v in history.items() if k != ours.pro},
-        computed,
-    )
+        service.delete_segment(session, service.get_segment(session, workspace_id, segment_id))
 
 
-def test_deleting_a_segment_with_raw_sql_removes_its_membership_and_history_only(database, ours, theirs):
-    members, history, computed = _snapshot(database)
+def _delete_with_raw_sql(database, workspace_id: int, segment_id: int) -> None:
     with database.engine.begin() as conn:
-        conn.execute(text("DELETE FROM segments WHERE id = :id"), {"id": ours.pro})
+        conn.execute(text("DELETE FROM segments WHERE id = :id"), {"id": segment_id})
+
+
+@pytest.mark.parametrize("delete_segment", [_delete_through_the_service, _delete_with_raw_sql])
+def test_deleting_a_segment_removes_its_membership_and_history_only(database, ours, theirs, delete_segment):
+    members, history, computed = _snapshot(database)
+    delete_segment(database, ours.id, ours.pro)
 
     assert _snapshot(database) == (
         {k: v for k, v in members.items() if k != ours.pro},
