@@ -23,6 +23,11 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    # psycopg prepares a statement run five times on a connection, and PostgreSQL may then settle on a generic plan
+    # that ignores the values. For the segment engine's queries that is the wrong plan: a segment's query for one
+    # person ran in 8 ms instead of 1.5 ms after ingestion, and a 7-day window and a 90-day one want different
+    # plans over millions of events. Plans are made for the values at hand, every time (parsing is still saved).
+    kwargs.setdefault("connect_args", {"options": "-c plan_cache_mode=force_custom_plan"})
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

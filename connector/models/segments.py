@@ -95,7 +95,9 @@ class ComputedValue(Base):
     """A materialised computed property of a user or account (``Segments`` is the first)."""
 
     __tablename__ = "computed_values"
-    __table_args__ = (Index(None, "workspace_id", "subject_type", "name"),)
+    # Ends with the subject, so reading a few subjects' values within a workspace is precise by either index
+    # (migration 0006).
+    __table_args__ = (Index(None, "workspace_id", "subject_type", "name", "subject_id"),)
 
     subject_type: Mapped[SubjectType] = mapped_column(str_enum(SubjectType, 10), primary_key=True)
     subject_id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -62,7 +62,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     true,
     tuple_,
     union_all,
@@ -264,8 +263,6 @@ class _Run:
         for gone in set(self.pending) - involved:
             del self.pending[gone]
         self._find_empty([i for i, scope in self.pending.items() if scope == FULL])
-        if any(scope in (FULL, TABLE) for scope in self.pending.values()):
-            _plan_for_these_values(self.session)
         for level in evaluation_levels({i: self.references[i] for i in involved}):
             # Segments of one level do not read each other: their differences are written together, then applied
             # together, before the next level (which may read them) is evaluated.
@@ -553,15 +550,15 @@ class _Run:
         ]
         if not dependents:
             return
-        changed = self._changed([segment.id])
         if changed_count <= BOUND_IDS:
             ids = self.changed_ids.get(segment.id)
             if ids is None:
-                ids = set(self.session.scalars(changed))
+                ids = set(self.session.scalars(self._changed([segment.id])))
             for dependent in dependents:
                 related = _related_ids(self.session, ids, segment.subject_type, dependent.subject_type)
                 self.add_scope(dependent.id, related)
             return
+        changed = self._changed([segment.id])
         self._ready_scope_table()
         for dependent in dependents:
             current = self.pending.get(dependent.id)
@@ -604,14 +601,6 @@ class _Run:
     def _subject_count(self, subject_type: SubjectType) -> int:
         table = User.__table__ if subject_type == SubjectType.USER else Account.__table__
         return self.session.scalar(select(func.count()).where(table.c.workspace_id == self.workspace_id))
-
-
-def _plan_for_these_values(session: Session) -> None:
-    """PostgreSQL: plan every query of this transaction for its actual values. A statement run five times on a
-    connection is prepared (psycopg), and PostgreSQL may then settle on a generic plan that ignores the values;
-    for a whole segment over millions of rows (a window of 7 days or of 90) that can be the wrong plan."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 @functools.cache
