@@ -26,13 +26,15 @@ Shape of the SQL, chosen for both a full refresh of a large workspace and the ev
 * Groups deeper than ``HOIST_DEPTH`` become CTEs (SQLite's parser cannot nest a 20-level tree); PostgreSQL inlines
   them, so the plan is the same correlated EXISTS (a primary-key probe per subject).
 
-Measured on PostgreSQL 15 with 1,000,000 users and 10,000,000 events (``bench/segments.py``'s data): twenty typical
-segment queries took 27–30 s together (0.1–4 s each; events over a 7-day window: an index range scan of
-``(workspace_id, name, occurred_at)`` into a hash semi-join), and the same queries for one subject 0.3–4 ms at the
-median and under 15 ms at p95 (primary key, then ``(user_id, name, occurred_at)``).
+Measured on PostgreSQL 15 with 1,000,000 users and 10,000,000 events (``bench/segments.py``'s data, two cores): the
+twenty segment queries took 13–15 s together when written with ``CREATE TEMPORARY TABLE … AS`` (which may use
+parallel workers; 0.2–2.4 s each: events over a 7-day window, an index range scan of ``(workspace_id, name,
+occurred_at)`` into a hash semi-join; a JSON property filter over 90 days, a parallel sequential scan), and about
+1.5 ms for one subject at the median (primary key, then ``(user_id, name, occurred_at)``).
 
 Time: ``now`` is given by the caller (one instant for the whole query), windows and relative dates are bound
-values computed from it, so evaluating again later with another ``now`` slides the windows.
+values computed from it, so evaluating again later with another ``now`` slides the windows. A query built with
+``late`` (``LateValues``) takes them, and the subject ids, as named parameters, to run again at another instant.
 """
 
 from __future__ import annotations
