@@ -22,7 +22,6 @@ from flask_openapi3 import APIBlueprint, RawModel
 from flask_openapi3.models import MediaType, RequestBody, Schema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 
 from connector.api.common import (
     MAX_ID,
@@ -32,7 +31,7 @@ from connector.api.common import (
     workspace_blueprint,
 )
 from connector.api.context import unit_of_work, workspace_id
-from connector.api.problems import ProblemError, conflict, invalid, not_found
+from connector.api.problems import concurrent_change, invalid, located
 from connector.models import (
     Account,
     Segment,
@@ -165,30 +164,10 @@ class GroupBody(_Body):
 
 @contextmanager
 def service_errors(location: str = "body") -> Iterator[None]:
-    """Turn the segment services' errors into problem documents (fields prefixed with ``location``)."""
-    try:
+    """The segment services' refusals with their fields in ``location`` (translated by ``api.problems``), and a
+    concurrent change as a conflict."""
+    with located(location), concurrent_change("Another request changed the same segment at the same time; try again."):
         yield
-    except service.InvalidSegmentError as exc:
-        raise _problem(422, "Invalid request", exc.errors, location) from exc
-    except service.NameTakenError as exc:
-        raise _problem(409, "Conflict", exc.errors, location) from exc
-    except service.SegmentNotFoundError as exc:
-        raise not_found(exc.what) from exc
-    except service.SegmentInUseError as exc:
-        usages = [{"kind": u.kind, "id": u.id, "name": u.name} for u in exc.usages]
-        raise conflict(str(exc), usages=usages) from exc
-    except manual.MembersError as exc:
-        raise _problem(422, "Invalid request", exc.errors, location) from exc
-    except manual.NotManualError as exc:
-        raise conflict(str(exc)) from exc
-    except IntegrityError as exc:
-        raise conflict("Another request changed the same segment at the same time; try again.") from exc
-
-
-def _problem(status: int, title: str, errors: list[dict[str, str]], location: str) -> ProblemError:
-    errors = [{**e, "field": f"{location}.{e['field']}"} for e in errors]
-    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
-    return ProblemError(status, title, detail, errors=errors)
 
 
 # -- shaping ---------------------------------------------------------------------------------------------------------

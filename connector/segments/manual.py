@@ -22,6 +22,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, fun
 from sqlalchemy.orm import Session
 
 from connector.computed.scratch import insert_rows, scratch
+from connector.errors import ConflictError, InvalidError
 from connector.models import Account, Segment, SegmentKind, SegmentMembership, SubjectType, User
 from connector.segments.membership import change_members
 
@@ -53,15 +54,11 @@ resolved = Table(
 )
 
 
-class MembersError(Exception):
+class MembersError(InvalidError):
     """A request about members that cannot be carried out at all (``errors``: ``[{"field", "reason"}]``)."""
 
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5]))
-        self.errors = errors
 
-
-class NotManualError(Exception):
+class NotManualError(ConflictError):
     """Members of a dynamic segment follow its conditions; they cannot be added or removed by hand."""
 
 

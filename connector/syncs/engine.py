@@ -46,6 +46,8 @@ from connector.destinations import (
 from connector.models import Destination, RunStatus, Segment, Sync, SyncMode, utcnow
 from connector.security import SecretBox
 from connector.syncs import records as store
+from connector.syncs.connections import build_destination
+from connector.syncs.definitions import segment_ids_of
 from connector.syncs.locks import HEARTBEAT_SECONDS, LEASE_SECONDS, claim_run, heartbeat, skip_run
 from connector.syncs.mapping import Renderer, parse_mappings
 from connector.syncs.planner import (
@@ -63,7 +65,6 @@ from connector.syncs.planner import (
 )
 from connector.syncs.ratelimit import shared_limiter
 from connector.syncs.retry import RetryPolicy
-from connector.syncs.service import build_destination, segment_ids_of
 
 log = logging.getLogger(__name__)
 
