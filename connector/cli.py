@@ -11,7 +11,7 @@ from connector.config import Settings
 
 # Feature packages contribute their commands through a ``commands`` list in these modules.
 COMMAND_MODULES = (
-    "connector.ingest.commands",
+    "connector.intake.commands",
     "connector.segments.commands",
     "connector.syncs.commands",
     "connector.scheduling.commands",
