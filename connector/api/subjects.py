@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from connector.api.common import WorkspacePath, decode_cursor, encode_cursor, workspace_blueprint
 from connector.api.context import unit_of_work, workspace_id
 from connector.api.problems import invalid, not_found
+from connector.computed import SEGMENTS
 from connector.ingest import directory
 from connector.ingest.directory import SubjectFilter, UnknownSegmentError
 from connector.ingest.items import check_key, check_text
@@ -369,7 +370,7 @@ def _user(session, ref: str, by: str) -> User:
 
 
 def _segments(computed: dict[str, Any]) -> list[str]:
-    value = computed.get("Segments")
+    value = computed.get(SEGMENTS)
     return list(value) if isinstance(value, list) else []
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from connector.computed import computed_properties, computed_property
 from connector.destinations import Destination as DestinationPlugin
 from connector.destinations import UnknownDestinationTypeError, get_destination_type
 from connector.errors import ConflictError, InvalidError, NotFoundError
@@ -21,7 +22,7 @@ from connector.models import Destination, Segment, SubjectType, Sync, SyncMode, 
 from connector.schedules import ScheduleError, parse_schedule
 from connector.syncs.inputs import MAX_ID, SUBJECT_TYPES, name_taken, reject_nul
 from connector.syncs.locks import running_run
-from connector.syncs.mapping import FIELDS, AttributeSource, FieldSource, Mapping
+from connector.syncs.mapping import FIELDS, AttributeSource, ComputedSource, FieldSource, Mapping
 
 
 class IdentityIn(BaseModel):
@@ -290,6 +291,18 @@ def _check_mappings(mappings: list[Mapping], subject_type: SubjectType, errors: 
                     "field": f"mappings[{i}].source.name",
                     "reason": f"{subject_type.value}s have no field "
                     f"{mapping.source.name!r} (fields: {', '.join(FIELDS[subject_type])})",
+                }
+            )
+        if (
+            isinstance(mapping.source, ComputedSource)
+            and subject_type not in computed_property(mapping.source.name).subject_types
+        ):
+            known = ", ".join(p.name for p in computed_properties(subject_type))
+            errors.append(
+                {
+                    "field": f"mappings[{i}].source.name",
+                    "reason": f"{subject_type.value}s have no computed property {mapping.source.name!r} "
+                    f"(theirs: {known})",
                 }
             )
 
