@@ -26,7 +26,7 @@ SEGMENTS_REFRESH_JOB_ID = "segments:refresh-time-relative"
 RUN_SYNC_REF = "connector.scheduling.jobs:run_scheduled_sync"
 REFRESH_SEGMENTS_REF = "connector.scheduling.jobs:refresh_time_relative_segments"
 
-_bound: tuple[Database, str | None] | None = None
+_bound: tuple[Database, str] | None = None
 _bound_lock = threading.Lock()
 
 
@@ -41,9 +41,9 @@ def sync_id_of(job_id: str) -> int | None:
     return None
 
 
-def bind_database(db: Database, secret_key: str | None = None) -> None:
+def bind_database(db: Database, secret_key: str) -> None:
     """Make ``db`` the database the jobs of this process work on (done when a scheduler starts); ``secret_key``
-    decrypts destination secrets (None: ``CONNECTOR_SECRET_KEY``)."""
+    decrypts destination secrets."""
     global _bound
     with _bound_lock:
         _bound = (db, secret_key)
@@ -61,7 +61,7 @@ def bound_database() -> Database:
     return _bound_context()[0]
 
 
-def _bound_context() -> tuple[Database, str | None]:
+def _bound_context() -> tuple[Database, str]:
     with _bound_lock:
         if _bound is None:
             raise RuntimeError("no scheduler is running in this process: scheduled jobs have no database")

@@ -93,6 +93,8 @@ def create_scheduler(
     scheduler.add_listener(
         _JobEventRecorder(db), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
     )
+    if secret_key is None:  # a scheduler started without settings reads them once, here
+        secret_key = Settings.from_env().secret_key
     scheduler.add_listener(_DatabaseBinding(db, secret_key), EVENT_SCHEDULER_STARTED | EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
 
@@ -393,7 +395,7 @@ class _JobEventRecorder:
 class _DatabaseBinding:
     """Binds the scheduler's database (and secret key) for its jobs while it runs."""
 
-    def __init__(self, db: Database, secret_key: str | None) -> None:
+    def __init__(self, db: Database, secret_key: str) -> None:
         self.db = db
         self.secret_key = secret_key
 

@@ -21,9 +21,9 @@ from typing import IO, Any
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
-from connector.computed.scratch import insert_rows, scratch
 from connector.errors import ConflictError, InvalidError
 from connector.models import Account, Segment, SegmentKind, SegmentMembership, SubjectType, User
+from connector.scratch import insert_rows, scratch
 from connector.segments.membership import change_members
 
 UNKNOWN_REPORTED = 1_000
