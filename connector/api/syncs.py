@@ -1,17 +1,16 @@
 """Destinations, syncs, runs and their errors, under ``/api/v1/workspaces/<workspace>``.
 
-Runs: ``POST .../syncs/<id>/runs`` claims the sync's lease in the request and runs the sync in a background
-thread, answering ``202`` with the run (poll ``GET .../runs/<run_id>``); ``?wait=true`` runs it in the request and
-answers ``200`` with the finished run. A run already in progress answers ``409`` naming it (the refused attempt is
-recorded as a ``skipped`` run). ``POST .../dry-run`` answers the plan: counts and sample payloads, nothing sent.
+Runs: ``POST .../syncs/<id>/runs`` claims the sync's lease in the request and runs the sync in the background
+(``scheduling.runs``: on the scheduler's executor when it runs in this process), answering ``202`` with the run
+(poll ``GET .../runs/<run_id>``); ``?wait=true`` runs it in the request and answers ``200`` with the finished run.
+A run already in progress answers ``409`` naming it (the refused attempt is recorded as a ``skipped`` run).
+``POST .../dry-run`` answers the plan: counts and sample payloads, nothing sent.
 
 Checking a destination answers ``200`` either way: ``{"ok": true}`` or ``{"ok": false, "error": ...}``; the
 request itself succeeded, the answer is what the destination said.
 """
 
 from __future__ import annotations
-
-import threading
 
 from flask import current_app, url_for
 from flask_openapi3 import APIBlueprint
@@ -24,6 +23,7 @@ from connector.api.sync_documents import destination_json, run_error_json, run_j
 from connector.models import RunStatus
 from connector.scheduling import notify_sync_changed
 from connector.scheduling.overview import sync_overview, sync_overviews
+from connector.scheduling.runs import start_claimed_run
 from connector.security import SecretBox
 from connector.syncs import connections, definitions, history
 from connector.syncs.connections import DestinationIn, DestinationPatch
@@ -196,14 +196,7 @@ def start_run(path: SyncPath, query: RunStartQuery):
         execute_run(db, run.id, sync.id, "api", secret_key=secret_key)
         with unit_of_work() as session:
             return run_json(history.get_run(session, sync.id, run.id))
-    thread = threading.Thread(
-        target=execute_run,
-        args=(db, run.id, sync.id, "api"),
-        kwargs={"secret_key": secret_key},
-        name=f"sync-{sync.id}-run-{run.id}",
-        daemon=True,
-    )
-    thread.start()
+    start_claimed_run(db, run.id, sync.id, "api", secret_key=secret_key)
     location = url_for(".get_run", workspace=path.workspace, sync_id=sync.id, run_id=run.id)
     return document, 202, {"Location": location}
 

@@ -221,6 +221,26 @@ class SchedulerHandle:
             return False
         return True
 
+    def submit(self, func: Callable[..., object], *args: object, name: str = "", **kwargs: object) -> bool:
+        """Run ``func`` once, now, on the active scheduler's executor (where scheduled jobs run); False when this
+        process stands by."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return False
+        try:
+            scheduler.add_job(
+                func,
+                args=args,
+                kwargs=kwargs,
+                name=name or getattr(func, "__name__", "job"),
+                jobstore=INTERNAL_STORE,
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=None,
+            )
+        except SchedulerNotRunningError:
+            return False
+        return True
+
     def shutdown(self, wait: bool = True) -> None:
         """Stop scheduling and release the lock; ``wait`` also waits for running jobs to finish."""
         self._wait_for_jobs = wait
@@ -353,6 +373,14 @@ def notify_sync_changed(sync_id: int | None = None) -> bool:
     if requested:
         log.debug("reconcile requested after a change to sync %s", sync_id)
     return requested
+
+
+def submit_to_scheduler(func: Callable[..., object], *args: object, name: str = "", **kwargs: object) -> bool:
+    """Run ``func`` once, now, on the executor of the active scheduler of this process; False when this process
+    runs none (the caller runs it elsewhere)."""
+    with _handles_lock:
+        handles = list(_handles)
+    return any(handle.submit(func, *args, name=name, **kwargs) for handle in handles)
 
 
 class _JobEventRecorder:
