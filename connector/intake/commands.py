@@ -9,7 +9,6 @@ import click
 from sqlalchemy import select
 from tqdm import tqdm
 
-from connector.errors import ServiceError
 from connector.ingest.imports import ImportFormatError, import_accounts, import_users, parse_column_types
 from connector.intake import ingest_file
 from connector.models import Workspace
@@ -50,8 +49,6 @@ def _run_import(obj, kind: str, file: Path, workspace_slug: str, types_spec: str
             report = ingest_file(obj.db, workspace_id, importer, stream, types=types)
         except ImportFormatError as exc:
             raise click.ClickException(f"{file}: {exc.reason}") from None
-        except ServiceError as exc:
-            raise click.ClickException(f"{file}: {exc}") from None
     click.echo(
         f"{report.rows} rows: {report.created} {kind} created, {report.updated} updated, {report.failed} rows failed"
     )
