@@ -31,14 +31,13 @@ from connector.api.common import (
 )
 from connector.api.context import unit_of_work, workspace_id
 from connector.api.problems import concurrent_change, invalid, located
+from connector.api.segment_documents import evaluation_json, group_json, members_result_json, segment_json
 from connector.models import (
     Segment,
-    SegmentGroup,
     SegmentKind,
     SubjectType,
 )
 from connector.segments import manual, reads, service
-from connector.segments.membership import Evaluation
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
 groups_bp = workspace_blueprint("segment_groups", "segments", "/segment-groups")
@@ -167,41 +166,8 @@ def service_errors(location: str = "body") -> Iterator[None]:
 # -- shaping ---------------------------------------------------------------------------------------------------------
 
 
-def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
-    return {
-        "id": segment.id,
-        "name": segment.name,
-        "description": segment.description,
-        "subject_type": segment.subject_type,
-        "kind": segment.kind,
-        "group_id": segment.group_id,
-        "conditions": segment.conditions,
-        "is_time_relative": segment.is_time_relative,
-        "member_count": member_count,
-        "created_by": segment.created_by_id,
-        "updated_by": segment.updated_by_id,
-        "created_at": segment.created_at,
-        "updated_at": segment.updated_at,
-        "last_evaluated_at": segment.last_evaluated_at,
-    }
-
-
 def _segment_answer(session, segment: Segment) -> dict[str, Any]:
     return segment_json(segment, service.member_counts(session, [segment.id])[segment.id])
-
-
-def _evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
-    return {
-        **evaluation.summary(),
-        "at": evaluation.at,
-        "by_segment": [{"segment_id": i, "entered": e, "exited": x} for i, (e, x) in sorted(evaluation.counts.items())],
-    }
-
-
-def _members_result_json(result: manual.MembersResult, location: str) -> dict[str, Any]:
-    answer = result.as_dict()
-    answer["unknown"] = [{**u, "field": f"{location}.{u['field']}"} if "field" in u else u for u in result.unknown]
-    return answer
 
 
 # -- segments --------------------------------------------------------------------------------------------------------
@@ -268,14 +234,14 @@ def delete_segment(path: SegmentPath):
 def refresh_segment(path: SegmentPath):
     """Fully re-evaluate one segment (and, for the subjects that changed, the segments referencing it)."""
     with service_errors(), unit_of_work() as session:
-        return _evaluation_json(service.refresh(session, workspace_id(), path.segment_id))
+        return evaluation_json(service.refresh(session, workspace_id(), path.segment_id))
 
 
 @segments_bp.post("/refresh")
 def refresh_all(path: WorkspacePath):
     """Fully re-evaluate every dynamic segment of the workspace, in dependency order."""
     with unit_of_work() as session:
-        return _evaluation_json(service.refresh(session, workspace_id()))
+        return evaluation_json(service.refresh(session, workspace_id()))
 
 
 @segments_bp.post("/preview")
@@ -325,7 +291,7 @@ def change_members(path: SegmentPath, body: MembersBody):
         segment = service.get_segment(session, workspace_id(), path.segment_id)
         references = manual.references_from_json(body.add, body.remove)
         result = manual.change_manual_members(session, segment, references)
-        answer = _members_result_json(result, "body")
+        answer = members_result_json(result, "body")
         answer["member_count"] = manual.member_count(session, segment.id)
         return answer
 
@@ -472,10 +438,6 @@ def _history_cursor(rows, limit: int) -> str | None:
 
 
 # -- groups ----------------------------------------------------------------------------------------------------------
-
-
-def group_json(group: SegmentGroup, segment_count: int) -> dict[str, Any]:
-    return {"id": group.id, "name": group.name, "segment_count": segment_count, "created_at": group.created_at}
 
 
 @groups_bp.get("")
