@@ -1,9 +1,9 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
 from connector.models.base import Base, utcnow
+from connector.models.computed import ComputedValue
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
-    ComputedValue,
     MembershipChange,
     Segment,
     SegmentGroup,
