@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "connector.syncs.commands",
     "connector.scheduling.commands",
     "connector.testing.commands",
+    "connector.web.commands",
 )
 
 

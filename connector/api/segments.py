@@ -21,7 +21,7 @@ from flask import Response, g, request, stream_with_context
 from flask_openapi3 import APIBlueprint, RawModel
 from flask_openapi3.models import MediaType, RequestBody, Schema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connector.api.common import (
@@ -43,7 +43,7 @@ from connector.models import (
     SubjectType,
     User,
 )
-from connector.segments import manual, service
+from connector.segments import listing, manual, service
 from connector.segments.membership import Evaluation
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
@@ -337,25 +337,9 @@ def list_members(path: SegmentPath, query: MembersQuery):
     after = decode_id_cursor(query.cursor, "after")
     with service_errors(), unit_of_work() as session:
         segment = service.get_segment(session, workspace_id(), path.segment_id)
-        subject, columns = _subject_columns(segment.subject_type)
-        stmt = (
-            select(SegmentMembership.subject_id, SegmentMembership.entered_at, *columns)
-            .join(subject, subject.id == SegmentMembership.subject_id)
-            .where(SegmentMembership.segment_id == segment.id, subject.workspace_id == segment.workspace_id)
-            .order_by(SegmentMembership.subject_id)
-            .limit(query.limit + 1)
-        )
-        if after is not None:
-            stmt = stmt.where(SegmentMembership.subject_id > after)
-        if query.search:
-            prefixes = [subject.external_id.startswith(query.search, autoescape=True)]
-            if subject is User:
-                prefixes.append(User.email.startswith(query.search.lower(), autoescape=True))
-            stmt = stmt.where(or_(*prefixes))
-        rows = session.execute(stmt).all()
-    page = rows[: query.limit]
+        page, more = listing.list_members(session, segment, query.limit, after, query.search)
     data = [{"id": r.subject_id, **_identity(r), "entered_at": r.entered_at} for r in page]
-    next_cursor = encode_cursor({"after": page[-1].subject_id}) if len(rows) > query.limit else None
+    next_cursor = encode_cursor({"after": page[-1].subject_id}) if more else None
     return {"data": data, "next_cursor": next_cursor}
 
 
