@@ -35,8 +35,10 @@ def seed(client, tenant) -> int:
     return response.get_json()["id"]
 
 
-def sign_in(page, server, email: str = "admin@acme.example") -> None:
+def sign_in(page, server, email: str = "admin@acme.example", pages=None) -> None:
     page.goto(server.url + "/login")
+    if pages is not None:
+        pages.check("login")
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
@@ -51,7 +53,7 @@ def test_editor_builds_a_nested_segment_whose_preview_matches_the_api_then_explo
     page, pages, live_server, client, editor
 ):
     newsletter = seed(client, editor)
-    sign_in(page, live_server)
+    sign_in(page, live_server, pages=pages)
     pages.check("segments")
 
     page.click("text=New segment of people")
@@ -97,6 +99,17 @@ def test_editor_builds_a_nested_segment_whose_preview_matches_the_api_then_explo
     }
     assert page.inner_text("#member-count") == str(saved["member_count"]) == "2"
     pages.check("segment")
+    page.click("text=Edit conditions")
+    page.wait_for_selector('#preview-count[data-count="2"]')
+    assert page.inner_text("#would-add") == "0" and page.inner_text("#would-leave") == "0"
+    field(page, "n.1.1.value").fill("ES")  # Ed (pro, Spain) would enter, Ana (pro, France) would leave
+    field(page, "n.1.1.value").press("Tab")
+    page.wait_for_selector(
+        '#preview-count[data-count="2"] >> xpath=//ancestor::aside//span[@id="would-add" and text()="1"]'
+    )
+    assert page.inner_text("#would-leave") == "1"
+    pages.check("segment-edit")
+    page.go_back()
 
     page.fill("#person", "di@acme.example")
     page.click("text=Explain")
@@ -173,6 +186,9 @@ def test_hubspot_destination_and_a_segment_sync_dry_run_then_run_match_what_the_
     page.fill("#name", "HubSpot sandbox")
     field(page, "config.access_token").fill("a-wrong-token")
     field(page, "config.base_url").fill(sandbox.url)
+    # One request a second: the run lasts a few seconds, long enough to watch it progress.
+    field(page, "config.rate_limit_requests").fill("1")
+    field(page, "config.rate_limit_seconds").fill("1")
     pages.check("destination-new")
     page.click('button[value="save"]')
     page.wait_for_selector("text=Saved.")
@@ -187,7 +203,11 @@ def test_hubspot_destination_and_a_segment_sync_dry_run_then_run_match_what_the_
     page.wait_for_selector("#check-result.ok")
     assert field(page, "config.access_token").input_value() == ""
     assert "stored" in field(page, "config.access_token").get_attribute("placeholder")
+    assert SANDBOX_TOKEN not in page.content()
     pages.check("destination-check-ok")
+    page.click("nav >> text=Destinations")
+    assert "HubSpot sandbox" in page.inner_text("table")
+    pages.check("destinations")
 
     page.click("nav >> text=Syncs")
     pages.check("syncs-empty")
@@ -213,7 +233,11 @@ def test_hubspot_destination_and_a_segment_sync_dry_run_then_run_match_what_the_
 
     page.click("text=Run now")
     page.wait_for_url(re.compile(r".*/runs/\d+$"))
+    page.evaluate("window.notReloaded = true")
+    assert page.inner_text("#run-status") == "running"
+    pages.check("run-running")
     page.wait_for_selector("#run-status.status-succeeded", timeout=60_000)
+    assert page.evaluate("window.notReloaded === true")  # the status came in place, the page stayed
     contacts = sandbox.records("contacts")
     assert sorted(c["properties"]["email"] for c in contacts) == sorted(NEWSLETTER)
     assert all("newsletter" in c["properties"]["connector_segments"].lower() for c in contacts)
@@ -223,6 +247,13 @@ def test_hubspot_destination_and_a_segment_sync_dry_run_then_run_match_what_the_
     page.click("text=Newsletter to HubSpot")
     assert page.locator("#runs tbody tr").count() == 2  # the dry run and the run
     pages.check("sync-history")
+    page.click("text=Edit")
+    assert field(page, "m1.destination").input_value() == "connector_segments"
+    assert "connector_segments" in page.inner_text("fieldset:has-text('Fields') p.hint")  # a real checkbox property now
+    pages.check("sync-edit")
+    page.click("nav >> text=Syncs")
+    assert "succeeded" in page.inner_text("table")
+    pages.check("syncs")
 
 
 def test_a_viewer_cannot_edit_and_posts_without_csrf_or_role_are_refused(
@@ -256,6 +287,10 @@ def test_a_viewer_cannot_edit_and_posts_without_csrf_or_role_are_refused(
     assert without_token.status == 400
     assert client.get(editor.url(f"/segments/{segment_id}"), headers=editor.headers).status_code == 200
 
+    page.goto(live_server.url + "/w/acme/segments/987654")
+    assert "Not found" in page.inner_text("h1")
+    pages.check("not-found")
+    page.go_back()
     page.select_option("#ws-switch", "acme-eu")
     page.wait_for_url(re.compile(r".*/w/acme-eu/segments$"))
     assert "(HQ)" in page.inner_text("#ws-switch")
