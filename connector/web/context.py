@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, validate_csrf
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
@@ -104,12 +104,18 @@ def refusal_page(refusal: Refusal):
     return render_template("error.html", status=refusal.status, message=refusal.message), refusal.status
 
 
+def unexpected_page(exc: Exception):
+    current_app.logger.exception("unhandled error in the web UI")
+    return render_template("error.html", status=500, message="Something went wrong on our side."), 500
+
+
 def workspace_blueprint(name: str, prefix: str = "") -> Blueprint:
     bp = Blueprint(name, __name__, url_prefix="/w/<workspace>" + prefix)
     bp.url_value_preprocessor(_take_workspace)
     bp.before_request(load_workspace)
     bp.register_error_handler(HTTPException, html_error)
     bp.register_error_handler(Refusal, refusal_page)
+    bp.register_error_handler(Exception, unexpected_page)
     return bp
 
 
