@@ -1,6 +1,7 @@
 """The operator's web UI: server-rendered pages on the same Flask app, calling the same services as the API.
 
-Jinja templates, htmx (vendored in ``static/``) for partial updates, one stylesheet. Members sign in with email and
+Jinja templates, htmx for partial updates (``static/htmx.min.js``: htmx.org 2.0.11 from the npm registry,
+``dist/htmx.min.js``, committed as is), one stylesheet. Members sign in with email and
 password (``connector member set-password``); the session cookie is HttpOnly, SameSite=Lax and Secure over https;
 every form carries a CSRF token (Flask-WTF). Pages are under ``/w/<workspace>/``; ``/`` leads to the first one.
 """

@@ -127,6 +127,12 @@ def can_edit() -> bool:
     return g.access.allows(Role.EDITOR)
 
 
+def require_editor() -> None:
+    """Forms that only change things are not shown to viewers (their POST is refused anyway)."""
+    if not can_edit():
+        abort(403)
+
+
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 

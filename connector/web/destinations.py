@@ -15,7 +15,7 @@ from flask import current_app, request
 from connector.security import MASK, SecretBox
 from connector.syncs import service
 from connector.syncs.service import DestinationIn, DestinationPatch
-from connector.web.context import db, go, render, workspace_blueprint, workspace_id, ws_url
+from connector.web.context import db, go, render, require_editor, workspace_blueprint, workspace_id, ws_url
 from connector.web.refusals import Refusal, refusals
 
 bp = workspace_blueprint("ui_destinations", "/destinations")
@@ -109,6 +109,7 @@ def index():
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
+    require_editor()
     types = _types()
     kind = types.get(request.values.get("type", "hubspot")) or types["hubspot"]
     options = _options(kind)

@@ -13,7 +13,7 @@ from connector.ingest import directory
 from connector.models import SegmentKind, SubjectType
 from connector.segments import listing, manual, service
 from connector.web import builder
-from connector.web.context import db, go, is_htmx, render, workspace_blueprint, workspace_id, ws_url
+from connector.web.context import db, go, is_htmx, render, require_editor, workspace_blueprint, workspace_id, ws_url
 from connector.web.refusals import Refusal, refusals
 
 bp = workspace_blueprint("ui_segments", "/segments")
@@ -56,6 +56,7 @@ def _builder_context(session, tree: dict[str, Any], subject_type: SubjectType, *
 @bp.route("/new", methods=["GET", "POST"])
 def new():
     """A new segment: dynamic (the builder) or manual (a name and, optionally, a CSV of members)."""
+    require_editor()
     form = request.form if request.method == "POST" else request.args
     subject_type = _subject_type(form.get("subject_type"))
     kind = SegmentKind.MANUAL if form.get("kind") == "manual" else SegmentKind.DYNAMIC
@@ -100,6 +101,7 @@ def new():
 
 @bp.route("/<int:segment_id>/edit", methods=["GET", "POST"])
 def edit(segment_id: int):
+    require_editor()
     with refusals(), db() as session:
         segment = service.get_segment(session, workspace_id(), segment_id)
         if segment.kind != SegmentKind.DYNAMIC:

@@ -19,7 +19,7 @@ from connector.segments import service as segments
 from connector.syncs import launch, service
 from connector.syncs.fields import destination_fields
 from connector.syncs.service import SyncIn, SyncPatch
-from connector.web.context import db, go, is_htmx, render, workspace_blueprint, workspace_id, ws_url
+from connector.web.context import db, go, is_htmx, render, require_editor, workspace_blueprint, workspace_id, ws_url
 from connector.web.refusals import Refusal, refusals
 
 bp = workspace_blueprint("ui_syncs", "/syncs")
@@ -207,6 +207,7 @@ def index():
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
+    require_editor()
     if request.method == "GET":
         return _form_page(_blank_form(), None, None)
     form = _form_from_request()
@@ -223,6 +224,7 @@ def new():
 
 @bp.route("/<int:sync_id>/edit", methods=["GET", "POST"])
 def edit(sync_id: int):
+    require_editor()
     if request.method == "GET":
         with refusals(), db() as session:
             sync = service.get_sync(session, workspace_id(), sync_id)

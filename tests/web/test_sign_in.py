@@ -65,6 +65,8 @@ def test_a_viewer_sees_no_edit_buttons_and_a_forged_post_is_forbidden(client, da
     sign_in(client, "viewer@acme.example")
     page = client.get("/w/acme/segments").get_data(as_text=True)
     assert "New segment" not in page
+    for form in ("/w/acme/segments/new", "/w/acme/destinations/new", "/w/acme/syncs/new"):
+        assert client.get(form).status_code == 403
     token = csrf_token(page)
     response = client.post(
         "/w/acme/segments/new", data={"csrf_token": token, "name": "Nope", "kind": "manual", "op": "save"}
