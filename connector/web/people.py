@@ -84,3 +84,22 @@ def person(user_id: int):
             computed=computed,
             history=history,
         )
+
+
+@bp.get("/accounts/<int:account_id>")
+def account(account_id: int):
+    """An account: attributes, tags, its users, ``Segments`` and enter/exit history."""
+    with refusals(), db() as session:
+        found = directory.find_account(session, workspace_id(), "id", str(account_id))
+        if found is None:
+            raise Refusal(404, "No such account in this workspace.")
+        users, user_count = directory.account_users(session, found.id)
+        return render(
+            "people/account.html",
+            account=found,
+            tags=directory.account_tags(session, [found.id])[found.id],
+            users=users,
+            user_count=user_count,
+            computed=directory.computed_values(session, workspace_id(), SubjectType.ACCOUNT, found.id),
+            history=listing.subject_history(session, workspace_id(), SubjectType.ACCOUNT, found.id),
+        )

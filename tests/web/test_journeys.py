@@ -26,7 +26,10 @@ NEWSLETTER = ["ben@acme.example", "di@acme.example"]
 
 def seed(client, tenant) -> int:
     """The people above (Ben and Di take the newsletter) and a "Newsletter" segment; its id."""
+    account = {"external_id": "acct-1", "name": "Initech", "domain": "initech.example"}
+    assert client.post(tenant.url("/group"), json={"batch": [account]}, headers=tenant.headers).status_code == 200
     items = [{**p, "tags": ["newsletter"] if p["email"] in NEWSLETTER else []} for p in PEOPLE]
+    items[0]["accounts"] = ["acct-1"]  # Ana works at Initech
     response = client.post(tenant.url("/identify"), json={"batch": items}, headers=tenant.headers)
     assert response.status_code == 200, response.get_json()
     body = {"name": "Newsletter", "conditions": {"type": "tag", "operator": "has", "value": "newsletter"}}
@@ -137,6 +140,10 @@ def test_editor_builds_a_nested_segment_whose_preview_matches_the_api_then_explo
     assert "Pro in newsletter or France" in page.inner_text("#segments-property")
     assert "Pro in newsletter or France" in page.inner_text("main")  # the enter history names it
     pages.check("person")
+    page.click("text=Initech")
+    page.wait_for_selector("h1:has-text('Initech')")
+    assert "ana@acme.example" in page.inner_text("main")
+    pages.check("account")
 
 
 def test_a_manual_segment_from_a_csv_reports_its_two_bad_rows_and_cannot_be_deleted_while_used(
