@@ -173,7 +173,8 @@ def _form_page(form: dict[str, Any], refusal: Refusal | None, sync_id: int | Non
     fields = None
     if chosen is not None and form["destination_object"]:
         fields = destination_fields(chosen, _box(), form["destination_object"])
-    while sum(1 for r in form["mappings"] if not r["destination"] and not r["source"]) < BLANK_ROWS:
+    blank = BLANK_ROWS + (BLANK_ROWS if request.form.get("op") == "more" else 0)
+    while sum(1 for r in form["mappings"] if not r["destination"] and not r["source"]) < blank:
         form["mappings"].append({"kind": "attribute", "source": "", "destination": "", "as": "", "format": ""})
     return render(
         "syncs/form.html",
