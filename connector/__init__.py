@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     from connector.api.jsonutil import ApiJSONProvider
     from connector.api.problems import register_error_handlers, validation_error_callback
     from connector.db import Database
+    from connector.web import register_web
 
     settings = settings or Settings.from_env(**overrides)
     app = OpenAPI(
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     app.extensions["connector.db"] = database or Database(settings.database_url)
     register_error_handlers(app)
     register_api(app)
+    register_web(app, settings.secret_key)
 
     # The document itself (doc_ui=False turns off flask-openapi3's UI pages and their route).
     app.add_url_rule("/api/v1/openapi.json", "openapi_json", lambda: app.api_doc)

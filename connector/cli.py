@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "connector.syncs.commands",
     "connector.scheduling.commands",
     "connector.testing.commands",
+    "connector.web.commands",
 )
 
 

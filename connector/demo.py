@@ -19,6 +19,9 @@ from connector.db import Database
 from connector.models import Role
 
 DEMO_SLUG = "demo"
+DEMO_EMAIL = "admin@demo.example"
+# The demo admin's web UI password: a demo on a laptop, never a production workspace.
+DEMO_PASSWORD = "demo-password"
 SANDBOX_TOKEN = "sandbox-token"
 TOKEN_FILE = Path("var") / "demo-token"
 
@@ -43,15 +46,14 @@ def seed_demo(
     token_file: Path | None = TOKEN_FILE,
 ) -> str:
     """Seed the demo workspace and return its admin API token."""
-    from connector import create_app
+    from connector import create_app, logins
     from connector.tenancy import create_company, create_member, create_token, create_workspace
 
     with db.session() as session:
         company = create_company(session, "Demo Company")
         workspace = create_workspace(session, company, "Demo", slug=DEMO_SLUG, time_zone="Europe/Paris")
-        member = create_member(
-            session, company, "admin@demo.example", "Demo Admin", roles={workspace: Role.WORKSPACE_ADMIN}
-        )
+        member = create_member(session, company, DEMO_EMAIL, "Demo Admin", roles={workspace: Role.WORKSPACE_ADMIN})
+        logins.set_password(session, member, DEMO_PASSWORD)
         token = create_token(session, member, "demo")
 
     client = create_app(settings, database=db).test_client()
@@ -74,6 +76,7 @@ def seed_demo(
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
     echo(f"demo: API token (shown once; also in {token_file}): {token}")
+    echo(f"demo: web login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
     return token
 
 

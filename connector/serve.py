@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 from connector import create_app
 from connector.config import Settings
 from connector.db import Database
+from connector.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG, seed_demo
 from connector.migrate import upgrade
 from connector.models import Workspace
 
@@ -47,9 +48,9 @@ def serve(
     with db.session() as session:
         empty = session.scalar(select(func.count()).select_from(Workspace)) == 0
     if demo and empty:
-        from connector.demo import seed_demo
-
         seed_demo(db, settings, sandbox_url=sandbox.url if sandbox else None, echo=print)
+    with db.session() as session:
+        has_demo = session.scalar(select(Workspace.id).where(Workspace.slug == DEMO_SLUG)) is not None
 
     handle = None
     if scheduler:
@@ -69,6 +70,9 @@ def serve(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("API on http://%s:%d/api/v1 (OpenAPI: /api/v1/openapi.json)", host, port)
+    print(f"Web UI: sign in at http://{host}:{port}/login", flush=True)
+    if has_demo:
+        print(f"        demo login: {DEMO_EMAIL} / {DEMO_PASSWORD} (unless changed with connector member set-password)")
     try:
         server.serve_forever()
     finally:

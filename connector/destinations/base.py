@@ -199,6 +199,11 @@ class Destination:
         """Verify that the destination is reachable and the credentials work; raise ``ConfigError`` if not."""
         raise NotImplementedError
 
+    def fields(self, object_type: str) -> list[FieldSpec] | None:
+        """The fields ``object_type`` has at the destination, for choosing mappings; None when it cannot say
+        (any field name goes, e.g. a webhook or a file)."""
+        return None
+
     def prepare(self, plan: WritePlan) -> None:
         """Make sure the destination can take the planned fields (create missing properties and options)."""
 

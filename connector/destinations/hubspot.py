@@ -198,6 +198,11 @@ def _identity_key(field: str, identity: str) -> str:
     return _normal(identity) if field == "email" else identity.strip()
 
 
+# A HubSpot property's (type, fieldType) or type as a FieldSpec kind.
+_FIELD_KINDS = {("enumeration", "checkbox"): "multi_select", ("string", "textarea"): "multiline"}
+_TYPE_KINDS = {"number": "number", "date": "date", "datetime": "date", "bool": "bool"}
+
+
 class HubSpotDestination(Destination):
     type = "hubspot"
     label = "HubSpot"
@@ -297,6 +302,25 @@ class HubSpotDestination(Destination):
         except _Refused as exc:
             if exc.status != 404:  # authenticated either way; a 404 only says the property is not there
                 raise ConfigError(f"HubSpot refused the check: {exc.message}") from exc
+
+    def fields(self, object_type: str) -> list[FieldSpec]:
+        """The object's properties as HubSpot lists them (read-only and hidden ones left out), by label."""
+        self._api(object_type)
+        try:
+            answer = self._call(self._properties.get_all, object_type, raw=True)
+        except _Refused as exc:
+            raise ConfigError(f"cannot list HubSpot {object_type} properties: {exc.message}") from exc
+        found = []
+        for prop in answer.get("results") or []:
+            modification = prop.get("modificationMetadata") or {}
+            if prop.get("hidden") or modification.get("readOnlyValue"):
+                continue
+            kind = _FIELD_KINDS.get(
+                (prop.get("type"), prop.get("fieldType")), _TYPE_KINDS.get(prop.get("type"), "text")
+            )
+            options = [o.get("value", "") for o in prop.get("options") or []]
+            found.append(FieldSpec(prop.get("name", ""), kind, prop.get("label"), options))
+        return sorted(found, key=lambda f: (f.label or f.name).lower())
 
     def close(self) -> None:
         for api in [*(a.batch for a in self._apis.values()), self._properties, self._groups]:

@@ -57,6 +57,8 @@ class Member(Base):
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200), default="")
     is_company_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Argon2id hash of the web UI password (connector.logins); None: no web sign-in.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,0 +1,95 @@
+"""Pages through the test client: a run's records a page at a time, the members CSV, errors beside the field."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.web.conftest import SANDBOX_TOKEN, csrf_token, sign_in
+
+
+def _form_token(client, path: str) -> str:
+    return csrf_token(client.get(path).get_data(as_text=True))
+
+
+def test_run_page_lists_invalid_records_with_reasons_a_page_at_a_time(client, editor, sandbox):
+    people = [{"external_id": "with-email", "email": "ok@acme.example"}]
+    people += [{"external_id": f"no-email-{i:02d}"} for i in range(51)]
+    assert client.post(editor.url("/identify"), json={"batch": people}, headers=editor.headers).status_code == 200
+    destination = client.post(
+        editor.url("/destinations"),
+        json={"name": "hs", "type": "hubspot", "config": {"access_token": SANDBOX_TOKEN, "base_url": sandbox.url}},
+        headers=editor.headers,
+    ).get_json()
+    sync = client.post(
+        editor.url("/syncs"),
+        json={
+            "name": "everyone",
+            "destination_id": destination["id"],
+            "subject_type": "users",
+            "destination_object": "contacts",
+            "mappings": [{"source": {"kind": "field", "name": "email"}, "destination": "email"}],
+            "identity": {"destination": "email"},
+        },
+        headers=editor.headers,
+    ).get_json()
+    sign_in(client)
+    token = _form_token(client, f"/w/acme/syncs/{sync['id']}")
+    started = client.post(f"/w/acme/syncs/{sync['id']}/run", data={"csrf_token": token})
+    assert started.status_code == 302
+    run_url = started.location
+    deadline = time.monotonic() + 60
+    while 'id="run-status" class="status-running"' in (page := client.get(run_url).get_data(as_text=True)):
+        assert time.monotonic() < deadline, "the run did not finish"
+        time.sleep(0.2)
+
+    assert 'class="status-partial"' in page
+    assert re.search(r'data-count="invalid">51<', page) and re.search(r'data-count="added">1<', page)
+    first = re.findall(r"<td>invalid</td><td>([^<]+)</td>", page)
+    assert len(first) == 50 and "identity" in first[0]
+    next_page = re.search(r'href="([^"]+after=\d+)">Next page', page).group(1).replace("&amp;", "&")
+    rest = re.findall(r"<td>invalid</td><td>([^<]+)</td>", client.get(next_page).get_data(as_text=True))
+    assert len(rest) == 1
+    assert [r["properties"]["email"] for r in sandbox.records("contacts")] == ["ok@acme.example"]
+
+
+def test_members_download_is_a_csv_of_every_member(client, editor):
+    batch = [{"external_id": f"u{i}", "email": f"u{i}@acme.example", "attributes": {"plan": "pro"}} for i in range(3)]
+    client.post(editor.url("/identify"), json={"batch": batch}, headers=editor.headers)
+    body = {"name": "Pro", "conditions": {"type": "attribute", "name": "plan", "operator": "eq", "value": "pro"}}
+    segment = client.post(editor.url("/segments"), json=body, headers=editor.headers).get_json()
+    sign_in(client)
+    response = client.get(f"/w/acme/segments/{segment['id']}/members.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    lines = response.get_data(as_text=True).strip().splitlines()
+    assert lines[0].startswith("id,external_id,email,entered_at")
+    assert sorted(line.split(",")[2] for line in lines[1:]) == [f"u{i}@acme.example" for i in range(3)]
+
+
+def test_a_refused_definition_is_shown_beside_its_condition_and_nothing_is_saved(client, editor):
+    sign_in(client)
+    token = _form_token(client, "/w/acme/segments/new")
+    form = {
+        "csrf_token": token,
+        "subject_type": "user",
+        "name": "Big spenders",
+        "n.type": "all",
+        "n.0.type": "attribute",
+        "n.0.name": "ltv",
+        "n.0.operator": "gt",
+        "n.0.value": "a lot",
+        "n.0.value_type": "number",
+        "op": "save",
+    }
+    response = client.post("/w/acme/segments/new", data=form)
+    assert response.status_code == 422
+    node = re.search(r'<fieldset id="node-n.0">(.*?)</fieldset>', response.get_data(as_text=True), re.S).group(1)
+    assert "must be a number" in node
+    assert client.get(editor.url("/segments"), headers=editor.headers).get_json()["data"] == []
+
+
+def test_a_missing_segment_is_a_not_found_page(client, editor):
+    sign_in(client)
+    response = client.get("/w/acme/segments/424242")
+    assert response.status_code == 404
+    assert "text/html" in response.content_type and "Not found" in response.get_data(as_text=True)
