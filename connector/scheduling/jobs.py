@@ -14,6 +14,7 @@ from datetime import datetime
 
 from connector.db import Database
 from connector.models import RunStatus, Sync, SyncRun, utcnow
+from connector.syncs.locks import LEASE_SECONDS, expire_abandoned
 
 log = logging.getLogger("connector.scheduling")
 
@@ -109,6 +110,16 @@ def refresh_time_relative_segments() -> None:
         totals["entered"],
         totals["exited"],
     )
+
+
+def expire_abandoned_runs(db: Database, lease_seconds: float = LEASE_SECONDS) -> int:
+    """The sweep: mark every run whose lease expired (its process died) as failed, whatever sync it belongs to, so
+    a manual run of a crashed process does not show ``running`` forever. Returns how many were marked."""
+    with db.session() as session:
+        expired = expire_abandoned(session, None, lease_seconds)
+    if expired:
+        log.warning("%d run(s) abandoned by a stopped process marked failed", expired)
+    return expired
 
 
 def record_missed_run(db: Database, sync_id: int, scheduled_at: datetime, reason: str) -> None:
