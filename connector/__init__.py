@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     from flask_openapi3 import Info, OpenAPI
 
     from connector.api import register_api
+    from connector.api.bodies import register_json_body_check
     from connector.api.jsonutil import ApiJSONProvider
     from connector.api.problems import register_error_handlers, validation_error_callback
     from connector.db import Database
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions["connector.db"] = database or Database(settings.database_url)
     register_error_handlers(app)
+    register_json_body_check(app)
     register_api(app)
 
     # The document itself (doc_ui=False turns off flask-openapi3's UI pages and their route).
