@@ -42,6 +42,8 @@ def check_json_body() -> None:
     view = current_app.view_functions.get(request.endpoint)
     if view is None or not _takes_json_body(view):
         return
+    if not request.mimetype and not request.content_length and not request.get_data(cache=True):
+        return  # no body at all: the view's validation says what is missing (422)
     if not _is_json(request.mimetype):
         got = request.mimetype or "none"
         raise _refuse(f"{NOT_JSON} (Content-Type must be application/json, got {got})")

@@ -1,6 +1,8 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
 from connector.models.base import Base, utcnow
+from connector.models.erasures import Erasure
+from connector.models.preparations import SyncPreparation
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
     ComputedValue,
@@ -49,6 +51,7 @@ __all__ = [
     "Destination",
     "Device",
     "Event",
+    "Erasure",
     "EventKind",
     "Member",
     "MembershipChange",
@@ -67,6 +70,7 @@ __all__ = [
     "SubjectType",
     "Sync",
     "SyncMode",
+    "SyncPreparation",
     "SyncRecord",
     "SyncRun",
     "SyncRunError",

@@ -13,8 +13,13 @@
 
 A batch whose retries are exhausted stops the run (the destination is down: the next run converges); records a
 destination asks to ``retry`` go into a later batch of the same run, up to ``MAX_RECORD_TRIES`` times. The
-destination is prepared (fields and options created) only when there is something to send, and once per process
-for one plan, so an unchanged run makes no request at all.
+destination is prepared (fields and options created) only when there is something to send, each of its requests
+retried alone by the same policy, and once per plan and destination schema version across processes (recorded in
+``sync_preparations``), so an unchanged run makes no request at all and a run with one change spends none on setup.
+Multi-select options of deleted or renamed segments are dropped once no record holds them (``preparations``).
+
+A subject whose identity changed (a new email) is moved in place where the destination can (``updates_identity``:
+updated by its remote id); elsewhere, in mirror mode, the record under the old identity is cleared or removed.
 
 A dry run plans the same way and sends nothing, writes no record state, and returns counts and sample payloads.
 """
@@ -45,6 +50,7 @@ from connector.destinations import (
 )
 from connector.models import Destination, RunStatus, Segment, Sync, SyncMode, utcnow
 from connector.security import SecretBox
+from connector.syncs import preparations
 from connector.syncs import records as store
 from connector.syncs.locks import HEARTBEAT_SECONDS, LEASE_SECONDS, claim_run, heartbeat, skip_run
 from connector.syncs.mapping import Renderer, parse_mappings
@@ -75,10 +81,6 @@ MAX_RECORD_TRIES = 3
 MAX_RUN_ERRORS = 10_000
 SAMPLE_SIZE = 10
 PENDING_FLUSH = 1000
-
-# (destination, write plan) pairs prepared by this process, so a run with changes does not spend requests on it.
-_prepared: set[tuple] = set()
-_prepared_lock = threading.Lock()
 
 
 @dataclass
@@ -196,8 +198,12 @@ def execute_run(
 
 @dataclass
 class _Batch:
-    op: str  # "write" | "clear" | "remove"
+    # "write" | "clear" | "remove"; "clear_old" | "remove_old": the record under an identity the subject left.
+    op: str
     items: list[Planned]
+
+
+OPS = ("write", "clear", "remove", "clear_old", "remove_old")
 
 
 class _Heartbeat(threading.Thread):
@@ -250,8 +256,8 @@ class _Runner:
         self.samples: list[dict[str, Any]] = []
         self.prepared = False
         self.in_flight: dict[Future, _Batch] = {}
-        self.buffers: dict[str, list[Planned]] = {"write": [], "clear": [], "remove": []}
-        self.retry_buffers: dict[str, list[Planned]] = {"write": [], "clear": [], "remove": []}
+        self.buffers: dict[str, list[Planned]] = {op: [] for op in OPS}
+        self.retry_buffers: dict[str, list[Planned]] = {op: [] for op in OPS}
         self.tries: dict[int, int] = {}
         self.pending_errors: list[dict[str, Any]] = []
         self.errors_kept = 0
@@ -332,9 +338,12 @@ class _Runner:
                     .order_by(Segment.name)
                 )
             )
-            self.destination_key = destination_key = (self.db.url, destination.id, destination.created_at)
+            filter_names = list(session.scalars(select(Segment.name).where(Segment.id.in_(self.scope.segment_ids))))
+            destination_key = (self.db.url, destination.id, destination.created_at)
+            self.destination_id = destination.id
             self.plugin = build_destination(destination, self.box)
-        self.renderer = Renderer(mappings, identity_field, self.plugin)
+            self.schema_version = preparations.schema_version(destination, self.plugin)
+        self.renderer = Renderer(mappings, identity_field, self.plugin, filter_segments=filter_names)
         self.batch_size = max(1, int(self.plugin.max_batch_size))
         self.max_in_flight = self.workers * 2
         self.write_plan = WritePlan(
@@ -379,6 +388,8 @@ class _Runner:
         if not self.dry_run:
             self._drain()
         self._flush_pending()
+        if not self.dry_run and not self.stopping and not self.counts.unsent:
+            self._retire_options()
 
     def _take(self, item: Planned) -> None:
         self.taken += 1
@@ -396,6 +407,10 @@ class _Runner:
                 if len(self.pending_forget) >= PENDING_FLUSH:
                     self._flush_pending()
             return
+        if item.previous_identity and not self.plugin.updates_identity and self.mode == SyncMode.MIRROR:
+            # The destination cannot move a record to a new identity: the one under the old identity leaves.
+            old = Planned(Change.LEAVING, item.subject_id, identity=item.previous_identity, acknowledged=True)
+            self._queue("remove_old" if self.mirror_action == "remove" else "clear_old", old)
         self._queue("write", item)
 
     def _queue(self, op: str, item: Planned) -> None:
@@ -427,25 +442,54 @@ class _Runner:
     # -- sending ------------------------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Make sure the destination has the fields (and options) the plan writes, once per process and plan: a
-        new segment name or mapping changes the plan, so it is prepared again."""
+        """Make sure the destination has the fields (and options) the plan writes, unless the database says it was
+        prepared for this plan and schema version already: a new segment name or mapping changes the plan."""
         if self.prepared:
             return
-        key = (self.destination_key, self.write_plan)
-        with _prepared_lock:
-            done = key in _prepared
+        plan_hash = preparations.fingerprint(self.write_plan)
+        with self.db.session() as session:
+            done = preparations.is_prepared(session, self.sync_id, plan_hash, self.schema_version)
         if not done:
-            self.retry.call(self._answered(self.plugin.prepare), self.write_plan)
-            with _prepared_lock:
-                if len(_prepared) >= 1000:
-                    _prepared.clear()
-                _prepared.add(key)
+            self._each_request_retried(self.plugin.prepare, self.write_plan)
+            with self.db.session() as session:
+                preparations.record_prepared(
+                    session, self.sync_id, self.destination_id, self.write_plan, plan_hash, self.schema_version
+                )
         self.prepared = True
 
+    def _each_request_retried(self, call: Callable[..., Any], *args: Any) -> Any:
+        """A destination operation of several requests: each request retried alone when the destination routes them
+        through the policy, else the whole operation."""
+        if self.plugin.retries_each_request:
+            with self.plugin.requests_retried(self.retry.call):
+                return self._answered(call)(*args)
+        return self.retry.call(self._answered(call), *args)
+
     def _forget_prepared(self) -> None:
-        # The destination refused its configuration: the next run prepares it again rather than trust the cache.
-        with _prepared_lock:
-            _prepared.discard((getattr(self, "destination_key", None), getattr(self, "write_plan", None)))
+        # The destination refused its configuration or a record: the next run prepares it again.
+        if getattr(self, "destination_id", None) is None:
+            return
+        try:
+            with self.db.session() as session:
+                preparations.forget(session, self.sync_id)
+        except Exception as exc:
+            log.warning("sync %s: could not forget its preparation: %s", self.sync_id, exc)
+
+    def _retire_options(self) -> None:
+        """Drop multi-select options of segments gone or renamed, once no record holds them (after a complete run,
+        which rewrote every record that held them)."""
+        try:
+            with self.db.session() as session:
+                unheld = preparations.retired_unheld(session, self.sync_id, self.plugin.render_multi_select)
+            if not unheld:
+                return
+            for field_name, choices in unheld.items():
+                self._each_request_retried(self.plugin.retire_options, self.object_type, field_name, choices)
+            with self.db.session() as session:
+                preparations.drop_retired(session, self.sync_id, unheld)
+            log.info("sync %s: options no record holds any more removed: %s", self.sync_id, unheld)
+        except Exception as exc:  # the options stay retired; the next complete run tries again
+            log.warning("sync %s: removing retired options failed: %s", self.sync_id, exc)
 
     def _check_lease(self) -> None:
         if self.beat.lost.is_set() and not self.stopping:
@@ -466,20 +510,25 @@ class _Runner:
         if self.stopping:
             self._unsent(batch.items, self.first_error or "the run stopped")
             return
-        if batch.op == "clear":
+        if batch.op in ("clear", "clear_old"):
             cleared = self.renderer.cleared()
             outbound = [OutboundRecord(str(i.subject_id), i.identity or "", cleared) for i in batch.items]
-        elif batch.op == "remove":
+        elif batch.op in ("remove", "remove_old"):
             outbound = [OutboundRecord(str(i.subject_id), i.identity or "", {}) for i in batch.items]
         else:
-            outbound = [OutboundRecord(str(i.subject_id), i.identity or "", i.properties or {}) for i in batch.items]
+            outbound = [
+                OutboundRecord(
+                    str(i.subject_id), i.identity or "", i.properties or {}, i.previous_identity, i.remote_id
+                )
+                for i in batch.items
+            ]
         future = self.pool.submit(self._send, batch.op, outbound)
         self.in_flight[future] = batch
         self._collect(block=False)
 
     def _send(self, op: str, outbound: list[OutboundRecord]) -> list[RecordResult]:
         """In a worker thread: one batch, retried on transient failures."""
-        call = self.plugin.remove if op == "remove" else self.plugin.write
+        call = self.plugin.remove if op in ("remove", "remove_old") else self.plugin.write
         return self.retry.call(self._answered(call), self.write_plan, outbound)
 
     def _answered(self, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -565,13 +614,16 @@ class _Runner:
                         self.counts.changed += 1
                     else:
                         self.counts.added += 1
+                elif batch.op in ("clear_old", "remove_old"):
+                    self.counts.removed += 1  # the subject's own record is the one written under its new identity
                 else:
                     removed.append(item.subject_id)
                     self.counts.removed += 1
             elif result.status == "rejected":
                 self.counts.rejected += 1
                 reason = result.reason or "refused by the destination"
-                rejected.append({"subject_id": item.subject_id, "identity": item.identity, "error": reason})
+                if batch.op not in ("clear_old", "remove_old"):
+                    rejected.append({"subject_id": item.subject_id, "identity": item.identity, "error": reason})
                 self._error(item.subject_id, item.identity, "rejected", reason)
             else:
                 tries = self.tries.get(item.subject_id, 1) + 1

@@ -77,6 +77,11 @@ class Mapping(_Strict):
     destination: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
     format: Literal["text", "number", "bool", "date", "datetime"] | None = None
     as_: Literal["multi_select", "multiline"] | None = Field(None, alias="as")
+    # Segments only: which segment names may reach the destination (a list of names, or "filter": the segments of
+    # the sync's filter); None: every segment of the workspace.
+    segments: list[Annotated[str, Field(min_length=1, max_length=200)]] | Literal["filter"] | None = Field(
+        None, max_length=1000
+    )
 
     @model_validator(mode="after")
     def _as_only_for_segments(self) -> Mapping:
@@ -87,6 +92,8 @@ class Mapping(_Strict):
                 self.as_ = "multi_select"
         elif self.as_ is not None:
             raise ValueError("'as' applies only to the computed Segments source")
+        elif self.segments is not None:
+            raise ValueError("'segments' applies only to the computed Segments source")
         if isinstance(self.source, ConstantSource):
             try:
                 convert(self.source.value, self.format, self.destination)
@@ -143,11 +150,18 @@ class Renderer:
         mappings: Sequence[Mapping],
         identity_field: str,
         destination: Destination,
+        filter_segments: Sequence[str] = (),
     ) -> None:
         self.mappings = list(mappings)
         self.identity_field = identity_field
+        # Per Segments mapping limited to some segments: the names it may send ("filter": the sync's filter).
+        self._allowed = {
+            m.destination: frozenset(filter_segments if m.segments == "filter" else m.segments)
+            for m in self.mappings
+            if m.is_segments and m.segments is not None and (m.segments != "filter" or filter_segments)
+        }
         self._steps: list[tuple[str, Callable[[Any], Any]]] = [
-            (m.destination, self._step(m, destination)) for m in self.mappings
+            (m.destination, self._step(m, destination, self._allowed.get(m.destination))) for m in self.mappings
         ]
         self.segment_fields = [m.destination for m in self.mappings if m.is_segments]
 
@@ -184,7 +198,9 @@ class Renderer:
         for m in self.mappings:
             if m.is_segments:
                 if m.as_ == "multi_select":
-                    specs.append(FieldSpec(name=m.destination, kind="multi_select", options=tuple(segment_names)))
+                    allowed = self._allowed.get(m.destination)
+                    names = tuple(n for n in segment_names if allowed is None or n in allowed)
+                    specs.append(FieldSpec(name=m.destination, kind="multi_select", options=names))
                 else:
                     specs.append(FieldSpec(name=m.destination, kind="multiline"))
             else:
@@ -194,10 +210,12 @@ class Renderer:
     # -- building the steps ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _step(mapping: Mapping, destination: Destination) -> Callable[[Any], Any]:
+    def _step(
+        mapping: Mapping, destination: Destination, allowed: frozenset[str] | None = None
+    ) -> Callable[[Any], Any]:
         source = mapping.source
         if isinstance(source, ComputedSource):
-            return _segments_step(mapping, destination)
+            return _segments_step(mapping, destination, allowed)
         if isinstance(source, ConstantSource):
             value = convert(source.value, mapping.format, mapping.destination)
             return lambda row: value
@@ -222,8 +240,11 @@ _SIMPLE = frozenset({str, int, bool, type(None)})
 _EMPTY: dict[str, Any] = {}
 
 
-def _segments_step(mapping: Mapping, destination: Destination) -> Callable[[Any], Any]:
-    """The Segments value from its raw JSON text (or a list), rendered once per distinct value."""
+def _segments_step(
+    mapping: Mapping, destination: Destination, allowed: frozenset[str] | None = None
+) -> Callable[[Any], Any]:
+    """The Segments value from its raw JSON text (or a list), rendered once per distinct value; only the names in
+    ``allowed`` when given."""
     encode = destination.render_multiline if mapping.as_ == "multiline" else destination.render_multi_select
     cache: dict[Any, Any] = {}
 
@@ -234,7 +255,8 @@ def _segments_step(mapping: Mapping, destination: Destination) -> Callable[[Any]
         if rendered is None:
             names = json.loads(raw) if isinstance(raw, str) else raw
             names = names if isinstance(names, list) else []
-            rendered = encode(sorted(str(n) for n in names))
+            names = (str(n) for n in names)
+            rendered = encode(sorted(n for n in names if allowed is None or n in allowed))
             if len(cache) < 10_000:
                 cache[key] = rendered
         return rendered
