@@ -1,7 +1,8 @@
 """Opening an uploaded CSV file: its text encoding and its delimiter, found from its start, read as a stream.
 
 The first ``SAMPLE_BYTES`` decide. UTF-8 (with or without a byte-order mark) is taken as it is; other bytes are
-decoded in the encoding charset-normalizer finds (Windows-1252, Latin-1, UTF-16, ...), and a file whose encoding
+decoded in the encoding charset-normalizer finds (Windows-1252 when it fits as well as any, else Windows-1250,
+Windows-1251, ...; UTF-16 with a byte-order mark), and a file whose encoding
 cannot be found is refused, naming the line of the first byte that is not UTF-8. The delimiter is the one of
 ``,`` ``;`` tab ``|`` that the header line uses most (outside quotes), else ``,``: spreadsheet exports in many
 locales separate with ``;``.
@@ -87,6 +88,11 @@ def detect_encoding(head: bytes, complete: bool) -> str:
     if bad is None:
         return "utf-8-sig"
     best = from_bytes(head).best()
+    # Short samples fit several single-byte code pages equally; Windows-1252 (spreadsheets saved in Western
+    # locales) is by far the likeliest, so it wins whenever it reads as cleanly as the best guess.
+    western = from_bytes(head, cp_isolation=["cp1252"]).best()
+    if western is not None and (best is None or western.chaos <= best.chaos):
+        best = western
     found = best.encoding if best is not None else None
     # UTF-16/32 without a byte-order mark, or text that reads as noise, is a guess about binary data.
     if found is None or found.startswith(("utf_16", "utf_32")) or best.chaos > MAX_CHAOS or b"\x00" in head:
