@@ -636,6 +636,8 @@ class _Runner:
             store.save_delivered(session, self.sync_id, delivered)
             store.save_rejected(session, self.sync_id, rejected)
             store.mark_removed(session, self.sync_id, removed)
+            if removed:
+                store.forget_gone(session, self.sync_id, self.scope.subject_type, removed)
             self._write_pending(session)
         if self.progress is not None:
             self._report()
