@@ -40,8 +40,8 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions["connector.db"] = database or Database(settings.database_url)
     register_error_handlers(app)
-    register_json_body_check(app)
     register_api(app)
+    register_json_body_check(app)
 
     # The document itself (doc_ui=False turns off flask-openapi3's UI pages and their route).
     app.add_url_rule("/api/v1/openapi.json", "openapi_json", lambda: app.api_doc)

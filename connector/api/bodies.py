@@ -3,7 +3,8 @@
 Every view that takes a JSON body (a ``body`` parameter, validated by flask-openapi3) gets 400
 ``application/problem+json`` "the body is not valid JSON" when the body does not parse or is sent with a
 Content-Type other than ``application/json`` (or ``+json``), instead of a 422 about "a valid dictionary" that
-names neither cause. Views that stream uploads (``raw`` CSV bodies) are left alone.
+names neither cause. Views that stream uploads (``raw`` CSV bodies) are left alone. The check runs after
+authentication, so a request without a valid token is still a 401 whatever its body.
 """
 
 from __future__ import annotations
@@ -53,4 +54,7 @@ def check_json_body() -> None:
 
 
 def register_json_body_check(app: Flask) -> None:
-    app.before_request(check_json_body)
+    """Check bodies after each blueprint's own ``before_request`` (authentication and the workspace wall), so a
+    stranger still learns nothing but 401. Call it once every blueprint is registered."""
+    for name in list(app.blueprints):
+        app.before_request_funcs.setdefault(name, []).append(check_json_body)

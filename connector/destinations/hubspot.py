@@ -447,7 +447,7 @@ class HubSpotDestination(Destination):
     def write(self, plan: WritePlan, batch: Sequence[OutboundRecord]) -> list[RecordResult]:
         api = self._api(plan.object_type)
         results, records = self._screen(plan, batch)
-        if records and plan.mode == "upsert":
+        if records:
             moved, records = self._move(api, plan, records)
             results.update(moved)
         if records:

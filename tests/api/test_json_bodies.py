@@ -75,3 +75,8 @@ def test_csv_uploads_are_not_held_to_json(client, tenant):
         tenant.url("/imports/users"), data="external_id\nu1\n", headers=tenant.headers, content_type="text/csv"
     )
     assert response.status_code == 200, response.get_json()
+
+
+def test_a_stranger_with_a_broken_body_still_gets_401(client, tenant):
+    response = client.post(tenant.url("/segments"), data="{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 401
