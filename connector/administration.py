@@ -41,6 +41,15 @@ class TokenView:
         }
 
 
+def _text_errors(**values: str | None) -> list[dict[str, str]]:
+    """Text the database cannot store (NUL, lone surrogates) is refused before it gets there."""
+    errors = []
+    for field, value in values.items():
+        if value is not None and ("\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)):
+            errors.append({"field": field, "reason": "must be valid text (no NUL characters or lone surrogates)"})
+    return errors
+
+
 def require_company_admin(member: Member, action: str) -> None:
     if not member.is_company_admin:
         raise ForbiddenError(f"Only a company admin may {action}.")
@@ -57,7 +66,9 @@ def add_workspace(
     """A new workspace of the admin's company; the slug is taken from the name when not given."""
     require_company_admin(admin, "create workspaces")
     name = name.strip()
-    errors = []
+    errors = _text_errors(name=name, slug=slug, time_zone=time_zone)
+    if errors:
+        raise InvalidError(errors)
     if not name:
         errors.append({"field": "name", "reason": "must not be empty"})
     slug = slug if slug is not None else slugify(name)
@@ -100,6 +111,9 @@ def list_tokens(session: Session, member: Member) -> list[TokenView]:
 def issue_token(session: Session, member: Member, name: str, member_id: int | None = None) -> tuple[TokenView, str]:
     """A new token for ``member_id`` (a company admin for anyone of the company; others for themselves); returns
     it with its secret, shown this once."""
+    errors = _text_errors(name=name)
+    if errors:
+        raise InvalidError(errors)
     owner = member
     if member_id is not None and member_id != member.id:
         require_company_admin(member, "create tokens for other members")

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from connector.api.common import MAX_ID, WorkspacePath, workspace_blueprint
 from connector.api.context import require_role, unit_of_work, workspace_id
-from connector.api.problems import not_found
-from connector.errors import NotFoundError
+from connector.api.problems import invalid, not_found
+from connector.errors import InvalidError, NotFoundError
 from connector.ingest.erasure import erase
 from connector.models import Erasure, Role, SubjectType
 from connector.segments.incremental import apply_changes
@@ -52,6 +52,8 @@ def _erase(subject_type: SubjectType, subject_id: int, reason: str | None):
             )
         except NotFoundError as exc:
             raise not_found(subject_type.value) from exc
+        except InvalidError as exc:
+            raise invalid(f"query.{exc.errors[0]['field']}", exc.errors[0]["reason"]) from exc
         apply_changes(session, workspace, changes)
         return erasure_json(erasure)
 

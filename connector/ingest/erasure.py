@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from connector.changes import ChangeSet
-from connector.errors import NotFoundError
+from connector.errors import InvalidError, NotFoundError
 from connector.models import (
     Account,
     AccountTag,
@@ -59,7 +59,10 @@ def erase(
     requested_by: int | None = None,
     reason: str | None = None,
 ) -> tuple[Erasure, ChangeSet]:
-    """Erase one user or account of the workspace; ``NotFoundError`` when it is not there. The caller commits."""
+    """Erase one user or account of the workspace; ``NotFoundError`` when it is not there, ``InvalidError`` for a
+    reason that is not text. The caller commits."""
+    if reason is not None and ("\x00" in reason or any(0xD800 <= ord(c) <= 0xDFFF for c in reason)):
+        raise InvalidError.one("reason", "must be valid text (no NUL characters or lone surrogates)")
     subject_type = SubjectType(subject_type)
     model = MODELS[subject_type]
     subject = session.get(model, subject_id)

@@ -110,3 +110,12 @@ def test_cli_lists_and_revokes_a_token_by_prefix(client, tenant, database_url, s
     assert client.get("/api/v1/me", headers=tenant.headers).status_code == 401
     assert "revoked" in cli("token", "list").output
     assert cli("token", "revoke", "ctk_nothing").exit_code == 2
+
+
+def test_text_the_database_cannot_store_is_refused_not_a_server_error(client, admin, tenant):
+    bad = client.post("/api/v1/workspaces", json={"name": "nul\u0000name"}, headers=admin["headers"])
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "body.name"
+    token = client.post("/api/v1/tokens", json={"name": "a\u0000b"}, headers=admin["headers"])
+    assert token.status_code == 422
+    erase = client.delete(tenant.url("/users/1?reason=%00"), headers=tenant.headers)
+    assert erase.status_code == 422
