@@ -340,9 +340,16 @@ class _Runner:
             )
             filter_names = list(session.scalars(select(Segment.name).where(Segment.id.in_(self.scope.segment_ids))))
             destination_key = (self.db.url, destination.id, destination.created_at)
-            self.destination_id = destination.id
             self.plugin = build_destination(destination, self.box)
-            self.schema_version = preparations.schema_version(destination, self.plugin)
+            self.preparer = preparations.Preparer(
+                self.db,
+                self.sync_id,
+                destination.id,
+                preparations.schema_version(destination, self.plugin),
+                self.plugin,
+                self.retry,
+                self._answered,
+            )
         self.renderer = Renderer(mappings, identity_field, self.plugin, filter_segments=filter_names)
         self.batch_size = max(1, int(self.plugin.max_batch_size))
         self.max_in_flight = self.workers * 2
@@ -389,7 +396,7 @@ class _Runner:
             self._drain()
         self._flush_pending()
         if not self.dry_run and not self.stopping and not self.counts.unsent:
-            self._retire_options()
+            self.preparer.retire_options(self.object_type)
 
     def _take(self, item: Planned) -> None:
         self.taken += 1
@@ -442,54 +449,15 @@ class _Runner:
     # -- sending ------------------------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Make sure the destination has the fields (and options) the plan writes, unless the database says it was
-        prepared for this plan and schema version already: a new segment name or mapping changes the plan."""
-        if self.prepared:
-            return
-        plan_hash = preparations.fingerprint(self.write_plan)
-        with self.db.session() as session:
-            done = preparations.is_prepared(session, self.sync_id, plan_hash, self.schema_version)
-        if not done:
-            self._each_request_retried(self.plugin.prepare, self.write_plan)
-            with self.db.session() as session:
-                preparations.record_prepared(
-                    session, self.sync_id, self.destination_id, self.write_plan, plan_hash, self.schema_version
-                )
-        self.prepared = True
-
-    def _each_request_retried(self, call: Callable[..., Any], *args: Any) -> Any:
-        """A destination operation of several requests: each request retried alone when the destination routes them
-        through the policy, else the whole operation."""
-        if self.plugin.retries_each_request:
-            with self.plugin.requests_retried(self.retry.call):
-                return self._answered(call)(*args)
-        return self.retry.call(self._answered(call), *args)
+        """Make sure the destination has the fields (and options) the plan writes (``preparations.Preparer``)."""
+        if not self.prepared:
+            self.preparer.prepare(self.write_plan)
+            self.prepared = True
 
     def _forget_prepared(self) -> None:
         # The destination refused its configuration or a record: the next run prepares it again.
-        if getattr(self, "destination_id", None) is None:
-            return
-        try:
-            with self.db.session() as session:
-                preparations.forget(session, self.sync_id)
-        except Exception as exc:
-            log.warning("sync %s: could not forget its preparation: %s", self.sync_id, exc)
-
-    def _retire_options(self) -> None:
-        """Drop multi-select options of segments gone or renamed, once no record holds them (after a complete run,
-        which rewrote every record that held them)."""
-        try:
-            with self.db.session() as session:
-                unheld = preparations.retired_unheld(session, self.sync_id, self.plugin.render_multi_select)
-            if not unheld:
-                return
-            for field_name, choices in unheld.items():
-                self._each_request_retried(self.plugin.retire_options, self.object_type, field_name, choices)
-            with self.db.session() as session:
-                preparations.drop_retired(session, self.sync_id, unheld)
-            log.info("sync %s: options no record holds any more removed: %s", self.sync_id, unheld)
-        except Exception as exc:  # the options stay retired; the next complete run tries again
-            log.warning("sync %s: removing retired options failed: %s", self.sync_id, exc)
+        if getattr(self, "preparer", None) is not None:
+            self.preparer.forget()
 
     def _check_lease(self) -> None:
         if self.beat.lost.is_set() and not self.stopping:

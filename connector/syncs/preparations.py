@@ -8,21 +8,31 @@ is shared by every process (API, scheduler, CLI), so a CLI run with one change s
 Multi-select options follow the plan: a choice the previous plan made sure of and the new one does not (a deleted
 or renamed segment) is *retired*; once no record of any sync on the destination holds it and no other sync's plan
 uses it, the engine asks the destination to drop the option (``retired_unheld``, ``drop_retired``).
+
+``Preparer`` is what a run uses: it checks the record, prepares with each request retried alone by the run's
+policy (when the destination routes its requests through it; else the whole preparation is retried), records the
+result, and drops unheld retired options after a complete run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connector.db import Database
 from connector.destinations import Destination as DestinationPlugin
 from connector.destinations import WritePlan
 from connector.models import Destination, Sync, SyncPreparation, SyncRecord, utcnow
+from connector.syncs.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 
 def fingerprint(plan: WritePlan) -> str:
@@ -121,3 +131,60 @@ def drop_retired(session: Session, sync_id: int, dropped: dict[str, list[str]]) 
     }
     row.retired = {field: choices for field, choices in retired.items() if choices}
     session.flush()
+
+
+class Preparer:
+    """Preparation for one run of a sync: ``answered`` wraps each destination call (the run's rate-limiter
+    tracking); every method opens its own short transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        sync_id: int,
+        destination_id: int,
+        version: str,
+        plugin: DestinationPlugin,
+        retry: RetryPolicy,
+        answered: Callable[[Callable[..., Any]], Callable[..., Any]],
+    ) -> None:
+        self.db, self.sync_id, self.destination_id, self.version = db, sync_id, destination_id, version
+        self.plugin, self.retry, self.answered = plugin, retry, answered
+
+    def prepare(self, plan: WritePlan) -> None:
+        """Prepare the destination for ``plan`` unless the database says it is prepared for it and this version."""
+        plan_hash = fingerprint(plan)
+        with self.db.session() as session:
+            if is_prepared(session, self.sync_id, plan_hash, self.version):
+                return
+        self._each_request_retried(self.plugin.prepare, plan)
+        with self.db.session() as session:
+            record_prepared(session, self.sync_id, self.destination_id, plan, plan_hash, self.version)
+
+    def forget(self) -> None:
+        try:
+            with self.db.session() as session:
+                forget(session, self.sync_id)
+        except Exception as exc:  # the database may be gone (the run is failing): the next run checks anyway
+            log.warning("sync %s: could not forget its preparation: %s", self.sync_id, exc)
+
+    def retire_options(self, object_type: str) -> None:
+        """Drop multi-select options of segments gone or renamed once no record holds them (call after a complete
+        run, which rewrote every record that held them). A failure leaves them retired for the next run."""
+        try:
+            with self.db.session() as session:
+                unheld = retired_unheld(session, self.sync_id, self.plugin.render_multi_select)
+            if not unheld:
+                return
+            for field, choices in unheld.items():
+                self._each_request_retried(self.plugin.retire_options, object_type, field, choices)
+            with self.db.session() as session:
+                drop_retired(session, self.sync_id, unheld)
+            log.info("sync %s: options no record holds any more removed: %s", self.sync_id, unheld)
+        except Exception as exc:
+            log.warning("sync %s: removing retired options failed: %s", self.sync_id, exc)
+
+    def _each_request_retried(self, call: Callable[..., Any], *args: Any) -> Any:
+        if self.plugin.retries_each_request:
+            with self.plugin.requests_retried(self.retry.call):
+                return self.answered(call)(*args)
+        return self.retry.call(self.answered(call), *args)
