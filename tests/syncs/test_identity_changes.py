@@ -151,3 +151,23 @@ def test_mirror_sync_to_a_destination_that_cannot_move_records_clears_or_removes
     assert [line["op"] for line in new] == ["upsert"]
     assert (outcome.counts.changed, outcome.counts.removed) == (1, 1)
     assert record(database, sync_id, ids[0]).identity == "is@example.com"
+
+
+def test_update_mode_moves_a_contact_hubspot_already_had(client, tenant, database, sandbox, run):
+    sandbox.handle(
+        "POST",
+        "/crm/v3/objects/contacts/batch/create",
+        {"Authorization": f"Bearer {sandbox.token}"},
+        json.dumps({"inputs": [{"properties": {"email": "crm@example.com"}}]}).encode(),
+    )
+    contact_id = sandbox.record("contacts", "crm@example.com", "email")["id"]
+    ids = seed_users(database, tenant.workspace_id, [{"email": "crm@example.com", "attributes": {"plan": "free"}}])
+    setup = create_sync(client, tenant, sandbox, mode="update")
+    run(setup.sync_id)
+
+    change_email(database, ids[0], "renamed@example.com", plan="pro")
+    run(setup.sync_id)
+
+    (only,) = sandbox.records("contacts")
+    assert only["id"] == contact_id
+    assert (only["properties"]["email"], only["properties"]["plan"]) == ("renamed@example.com", "pro")
