@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     from flask_openapi3 import Info, OpenAPI
 
     from connector.api import register_api
+    from connector.api.bodies import register_json_body_check
     from connector.api.jsonutil import ApiJSONProvider
     from connector.api.problems import register_error_handlers, validation_error_callback
     from connector.db import Database
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     register_error_handlers(app)
     register_api(app)
     register_web(app, settings.secret_key)
+    register_json_body_check(app)
 
     # The document itself (doc_ui=False turns off flask-openapi3's UI pages and their route).
     app.add_url_rule("/api/v1/openapi.json", "openapi_json", lambda: app.api_doc)

@@ -151,6 +151,36 @@ def token_create(obj, email, workspace_slug, role, name) -> None:
         click.echo(create_token(session, member, name))
 
 
+@token.command("list")
+@pass_context
+def token_list(obj) -> None:
+    """Every API token: id, prefix, member, name, last use, revoked or not (never the secret)."""
+    from connector.administration import all_tokens
+
+    with obj.db.session() as session:
+        for view in all_tokens(session):
+            t = view.token
+            state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "active"
+            used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
+            click.echo(f"{t.id}\t{t.prefix}…\t{view.member_email}\t{t.name or '-'}\t{used}\t{state}")
+
+
+@token.command("revoke")
+@click.argument("reference")
+@pass_context
+def token_revoke(obj, reference: str) -> None:
+    """Revoke the token with this id or prefix (as ``token list`` shows): it authenticates nothing from now on."""
+    from connector.administration import revoke_token_by_reference
+    from connector.errors import ServiceError
+
+    with obj.db.session() as session:
+        try:
+            view = revoke_token_by_reference(session, reference.rstrip("…"))
+        except ServiceError as exc:
+            raise click.BadParameter(str(exc), param_hint="REFERENCE") from None
+        click.echo(f"token {view.token.id} ({view.token.prefix}…) of {view.member_email} revoked")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

@@ -125,6 +125,10 @@ class ImportAnswer(BaseModel):
     failed: int
     errors: list[ImportErrorRow] = Field(description="The first 1,000 errors")
     errors_truncated: bool
+    encoding: str = Field(description="The text encoding the file was read in")
+    delimiter: str = Field(description="The delimiter found in its header")
+    inferred_types: dict[str, str] = Field(description="Attribute columns typed from their first rows")
+    kept_as_text: dict[str, int] = Field(description="Cells, by column, that did not fit the inferred type")
 
 
 PROBLEM = {
@@ -210,8 +214,9 @@ class ImportQuery(BaseModel):
         None,
         max_length=10_000,
         description="Types of attribute columns, e.g. lifetime_value:number,signed_up:date "
-        "(number, integer, boolean, date, datetime, string); other columns stay strings",
+        "(number, integer, boolean, date, datetime, string); other columns get the type their first rows show",
     )
+    infer: bool = Field(True, description="Infer the types of untyped columns (numbers, booleans, ISO dates)")
 
 
 class CsvUpload(RawModel):
@@ -221,10 +226,10 @@ class CsvUpload(RawModel):
 IMPORT_RESPONSES = {200: ImportAnswer, 400: PROBLEM, 403: PROBLEM, 413: PROBLEM, 422: PROBLEM}
 
 
-def _import(importer, types_spec: str | None) -> tuple[dict, int]:
+def _import(importer, types_spec: str | None, infer: bool = True) -> tuple[dict, int]:
     try:
         types = parse_column_types(types_spec)
-        report = ingest_file(database(), workspace_id(), importer, _upload_stream(), types=types)
+        report = ingest_file(database(), workspace_id(), importer, _upload_stream(), types=types, infer=infer)
     except ImportFormatError as exc:
         raise invalid("query.types" if exc.field == "types" else "body.file", exc.reason) from exc
     return report.to_json(), 200
@@ -248,13 +253,13 @@ def post_import_users(path: WorkspacePath, query: ImportQuery, raw: CsvUpload):
 
     Rows are taken one by one: bad rows are reported with their line number and reason, good rows are written.
     """
-    return _import(import_users, query.types)
+    return _import(import_users, query.types, query.infer)
 
 
 @imports.post("/accounts", responses=IMPORT_RESPONSES)
 def post_import_accounts(path: WorkspacePath, query: ImportQuery, raw: CsvUpload):
     """Import accounts from CSV: external_id (required), domain, name, tags, other columns become attributes."""
-    return _import(import_accounts, query.types)
+    return _import(import_accounts, query.types, query.infer)
 
 
 def _document_csv_body(blueprint: APIBlueprint) -> None:

@@ -14,7 +14,9 @@ Failures are classified by what the caller must decide:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -73,11 +75,16 @@ class OutboundRecord:
     ``key`` is ours and opaque to the destination (the subject id as a string): results are matched by it.
     ``identity`` is the value that matches the remote record (e.g. an email), under ``identity_field``.
     ``properties`` are the mapped destination fields, values already rendered for the destination.
+    ``previous_identity`` (writes only): the identity this record was last delivered under, when it has changed
+    since (e.g. a new email); ``remote_id`` the destination's id of that delivered record, when known. A destination
+    that ``updates_identity`` then changes the existing remote record rather than creating a second one.
     """
 
     key: str
     identity: str
     properties: Mapping[str, Any] = field(default_factory=dict)
+    previous_identity: str | None = None
+    remote_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,12 @@ class Destination:
     # The objects it can write to ("contacts", "companies", ...); empty = any object name (see accepts_object).
     objects: ClassVar[Sequence[str]] = ()
     supports_remove: ClassVar[bool] = False
+    # Whether ``write`` moves a record whose identity changed (``OutboundRecord.previous_identity``) in place.
+    updates_identity: ClassVar[bool] = False
+    # Whether every HTTP request goes through ``_request`` (so ``requests_retried`` retries each one).
+    retries_each_request: ClassVar[bool] = False
+    # Changes when what ``prepare`` makes sure of changes: preparations recorded under another version are redone.
+    schema_version: ClassVar[str] = "1"
 
     def __init__(self, config: DestinationConfig | Mapping[str, Any]) -> None:
         if not isinstance(config, self.Config):
@@ -215,10 +228,34 @@ class Destination:
         """Remove records that left the sync (only where ``supports_remove``); records already gone are ok."""
         raise NotImplementedError(f"{type(self).__name__} cannot remove records")
 
+    def retire_options(self, object_type: str, field: str, choices: Sequence[str]) -> None:
+        """Remove multi-select options no record holds any more (e.g. of a deleted or renamed segment); options not
+        there are ignored. Destinations without options have nothing to do."""
+
     def close(self) -> None:
         """Release connections; called once at the end of a run."""
 
+    @contextmanager
+    def requests_retried(self, call: Callable[..., Any]) -> Iterator[None]:
+        """While in this block, in this thread, each request made through ``_request`` runs as ``call(request,
+        *args)`` (the engine's retry policy), so one failed request is repeated alone, not the whole operation."""
+        local = self.__dict__.setdefault("_retry_local", threading.local())
+        previous = getattr(local, "call", None)
+        local.call = call
+        try:
+            yield
+        finally:
+            local.call = previous
+
     # -- for subclasses ---------------------------------------------------------------------------------------
+
+    def _request(self, send: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``send(*args, **kwargs)``: one request, under the policy of ``requests_retried`` when one is bound here."""
+        local = self.__dict__.get("_retry_local")
+        call = getattr(local, "call", None) if local is not None else None
+        if call is None:
+            return send(*args, **kwargs)
+        return call(send, *args, **kwargs)
 
     def _throttle(self) -> None:
         """Take a token from the engine's limiter, when one is bound; call before every request."""

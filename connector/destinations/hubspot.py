@@ -22,7 +22,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -211,6 +211,9 @@ class HubSpotDestination(Destination):
     default_rate_limit = (100, 10.0)
     objects = ("contacts", "companies")
     supports_remove = True
+    updates_identity = True
+    retries_each_request = True
+    schema_version = "2"
 
     def __init__(self, config: HubSpotConfig | Mapping[str, Any]) -> None:
         super().__init__(config)
@@ -256,6 +259,10 @@ class HubSpotDestination(Destination):
     # -- calls ----------------------------------------------------------------------------------------------
 
     def _call(self, method: Any, *args: Any, raw: bool = False, **kwargs: Any) -> Any:
+        """One HTTP request (retried alone under ``requests_retried``); see ``_call_once``."""
+        return self._request(self._call_once, method, *args, raw=raw, **kwargs)
+
+    def _call_once(self, method: Any, *args: Any, raw: bool = False, **kwargs: Any) -> Any:
         """One HTTP request, with our timeout; failures translated to what the caller must decide.
 
         ``raw=True`` returns the answer's JSON as a dict instead of the client's models: building those parses
@@ -440,11 +447,33 @@ class HubSpotDestination(Destination):
         except _Refused as exc:
             raise ConfigError(f"cannot add options to HubSpot property {prop.name}: {exc.message}") from exc
 
+    def retire_options(self, object_type: str, field: str, choices: Sequence[str]) -> None:
+        """Drop the options of ``choices`` from a multiple-checkbox property (PATCH with the others, unchanged)."""
+        prop = self._read_property(object_type, field)
+        if prop is None or prop.type != "enumeration":
+            return
+        drop = {option_value(choice) for choice in choices}
+        existing = list(prop.options or [])
+        keep = [o for o in existing if o.value not in drop]
+        if len(keep) == len(existing):
+            return
+        options = [self._option_input(o.label, o.value, o.display_order, bool(o.hidden), o.description) for o in keep]
+        update = self._property_models.PropertyUpdate(
+            options=options, local_vars_configuration=self._property_configuration
+        )
+        try:
+            self._call(self._properties.update, object_type, field, update)
+        except _Refused as exc:
+            raise ConfigError(f"cannot remove options from HubSpot property {field}: {exc.message}") from exc
+
     # -- records --------------------------------------------------------------------------------------------
 
     def write(self, plan: WritePlan, batch: Sequence[OutboundRecord]) -> list[RecordResult]:
         api = self._api(plan.object_type)
         results, records = self._screen(plan, batch)
+        if records:
+            moved, records = self._move(api, plan, records)
+            results.update(moved)
         if records:
             if plan.mode == "update":
                 results.update(self._update(api, plan, records))
@@ -468,6 +497,32 @@ class HubSpotDestination(Destination):
         for record in records:
             results[record.key] = RecordResult.ok(record.key, found.get(record.key))
         return [results[record.key] for record in batch]
+
+    def _move(
+        self, api: _ObjectApi, plan: WritePlan, records: list[OutboundRecord]
+    ) -> tuple[dict[str, RecordResult], list[OutboundRecord]]:
+        """Records whose identity changed (HubSpot lets ``email`` change on a contact): update the contact they
+        were delivered as, by its id (known, or found by the previous identity), so no second contact appears.
+        Returns their results and the records left to upsert (unchanged identity, or the old one is gone)."""
+        field = plan.identity_field
+        moving = [
+            r
+            for r in records
+            if r.previous_identity and _identity_key(field, r.previous_identity) != _identity_key(field, r.identity)
+        ]
+        if not moving:
+            return {}, records
+        ids = {r.key: r.remote_id for r in moving if r.remote_id}
+        unknown = [replace(r, identity=r.previous_identity) for r in moving if not r.remote_id]
+        if unknown:
+            ids.update(self._find(api, plan, unknown))
+        by_id = [r for r in moving if r.key in ids]
+        results = self._update_by_id(api, plan, by_id, ids) if by_id else {}
+        # An id HubSpot no longer knows (the contact was deleted or merged): upsert by the new identity instead.
+        gone = {k for k, r in results.items() if r.status == "rejected" and "not found" in (r.reason or "").lower()}
+        for key in gone:
+            del results[key]
+        return results, [r for r in records if r.key not in results]
 
     def _screen(
         self, plan: WritePlan, batch: Sequence[OutboundRecord]

@@ -2,29 +2,35 @@
 
 The header row names the columns. Users: ``external_id`` and/or ``email`` (one is required), accounts:
 ``external_id`` (required), ``domain``, ``name``. Both: ``tags`` (``;``-separated, added), and every other column
-is an attribute. Values stay strings unless ``types`` gives a column a type (``number``, ``integer``, ``boolean``,
-``date``, ``datetime``, ``string``); an empty cell leaves that attribute as it is.
+is an attribute. ``types`` gives columns a type (``number``, ``integer``, ``boolean``, ``date``, ``datetime``,
+``string``); the other attribute columns get the type their first rows show (``csvtypes``), unless ``infer`` is
+off, and the report lists what was inferred. An empty cell leaves that attribute as it is.
+
+The file's encoding and delimiter are found from its start (``csvfiles``: UTF-8, else what charset-normalizer
+finds; ``,``, ``;``, tab or ``|``) and reported.
 
 Rows are taken one by one, as identify/group take items with ``partial``: a bad row is reported (its line number
 in the file and the reason) and the good rows around it are written. A file that cannot be read as CSV at all (no
-header, not UTF-8) is refused whole.
+header, an encoding that cannot be told) is refused whole, naming the line.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
 from connector.changes import ChangeSet
+from connector.csvfiles import CsvEncodingError, open_csv
 from connector.ingest.accounts import group
 from connector.ingest.batches import INVALID, BatchResult
+from connector.ingest.csvtypes import infer_types
 from connector.ingest.users import identify
 
 CHUNK_ROWS = 1000
@@ -52,6 +58,11 @@ class ImportReport:
     updated: int = 0
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    # Attribute columns given a type from their first rows, and how many later cells did not fit it (kept as text).
+    inferred_types: dict[str, str] = field(default_factory=dict)
+    kept_as_text: dict[str, int] = field(default_factory=dict)
 
     def reject_row(self, row: int, errors: list[tuple[str | None, str]]) -> None:
         """Count one failed row and keep its (column, reason) errors, up to ``MAX_REPORTED_ERRORS`` in all."""
@@ -68,6 +79,10 @@ class ImportReport:
             "failed": self.failed,
             "errors": self.errors,
             "errors_truncated": self.failed > len(self.errors),
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "inferred_types": self.inferred_types,
+            "kept_as_text": self.kept_as_text,
         }
 
 
@@ -137,6 +152,8 @@ class _Layout:
     identity: tuple[str, ...]  # columns copied to the item as they are
     attributes: tuple[str, ...]
     types: dict[str, str]
+    # Inferred types: a cell that does not fit stays text instead of failing its row.
+    lenient: frozenset[str] = frozenset()
 
 
 def _layout(header: list[str], identity: tuple[str, ...], required: tuple[str, ...], types: dict[str, str]) -> _Layout:
@@ -159,7 +176,9 @@ def _layout(header: list[str], identity: tuple[str, ...], required: tuple[str, .
     return _Layout(header, tuple(name for name in header if name in identity), attributes, types)
 
 
-def _item(layout: _Layout, cells: list[str]) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
+def _item(
+    layout: _Layout, cells: list[str], report: ImportReport | None = None
+) -> tuple[dict[str, Any], list[tuple[str | None, str]]]:
     """The ingestion item of one row, and the (column, reason) of cells that could not be read."""
     values = dict(zip(layout.header, cells, strict=False))
     item: dict[str, Any] = {}
@@ -178,16 +197,25 @@ def _item(layout: _Layout, cells: list[str]) -> tuple[dict[str, Any], list[tuple
         try:
             attributes[name] = convert(cell, layout.types.get(name, "string"))
         except ValueError as exc:
-            errors.append((name, f"{cell[:50]!r} {exc}"))
+            if name not in layout.lenient:
+                errors.append((name, f"{cell[:50]!r} {exc}"))
+                continue
+            attributes[name] = cell
+            if report is not None:
+                report.kept_as_text[name] = report.kept_as_text.get(name, 0) + 1
     if attributes:
         item["attributes"] = attributes
     return item, errors
 
 
-def _rows(stream: IO[bytes]) -> Iterator[tuple[int, list[str], str | None]]:
+def _rows(stream: IO[bytes], report: ImportReport) -> Iterator[tuple[int, list[str], str | None]]:
     """(line number, cells, None) of each record, or (line number, [], reason) for one that is not valid CSV."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text)
+    try:
+        upload = open_csv(stream)
+    except CsvEncodingError as exc:
+        raise ImportFormatError("file", str(exc)) from None
+    report.encoding, report.delimiter = upload.encoding, upload.delimiter
+    reader = csv.reader(upload.text, delimiter=upload.delimiter)
     while True:
         try:
             cells = next(reader)
@@ -197,7 +225,8 @@ def _rows(stream: IO[bytes]) -> Iterator[tuple[int, list[str], str | None]]:
             yield reader.line_num, [], f"not valid CSV: {exc}"
             continue
         except UnicodeDecodeError:
-            raise ImportFormatError("file", f"is not UTF-8 text (after line {reader.line_num})") from None
+            reason = f"is not {upload.encoding} text after line {reader.line_num} (its start is); save it as UTF-8"
+            raise ImportFormatError("file", reason) from None
         if cells:
             yield reader.line_num, cells, None
 
@@ -213,13 +242,22 @@ def _import(
     types: dict[str, str],
     on_chunk: Callable[[ChangeSet], None] | None,
     chunk_rows: int,
+    infer: bool = True,
 ) -> ImportReport:
     report = ImportReport()
-    rows = _rows(stream)
+    rows = _rows(stream, report)
     first = next(rows, None)
     if first is None or first[2] is not None:
         raise ImportFormatError("file", "is empty; the first row must be a header naming the columns")
     layout = _layout(first[1], identity, required, types)
+    if infer:
+        # The first chunk is the sample: read it before anything is written.
+        sample = list(itertools.islice(rows, max(chunk_rows, 1)))
+        rows = itertools.chain(sample, rows)
+        untyped = [name for name in layout.attributes if name not in types]
+        cells = (cells for _, cells, error in sample if error is None)
+        report.inferred_types = infer_types(layout.header, untyped, cells)
+        layout = replace(layout, types={**report.inferred_types, **types}, lenient=frozenset(report.inferred_types))
 
     def flush(chunk: list[tuple[int, dict[str, Any] | None, list[tuple[str | None, str]]]]) -> None:
         """Write a chunk's readable rows; report every failed row of the chunk in file order."""
@@ -251,7 +289,7 @@ def _import(
         elif len(cells) > len(layout.header):
             chunk.append((line, None, [(None, f"has {len(cells)} cells; the header names {len(layout.header)}")]))
         else:
-            item, errors = _item(layout, cells)
+            item, errors = _item(layout, cells, report)
             chunk.append((line, None if errors else item, errors))
         if len(chunk) >= chunk_rows:
             flush(chunk)
@@ -275,6 +313,7 @@ def import_users(
     types: dict[str, str] | None = None,
     on_chunk: Callable[[ChangeSet], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    infer: bool = True,
 ) -> ImportReport:
     """Import users from a CSV byte stream (read incrementally); ``on_chunk`` gets each written chunk's changes.
 
@@ -290,6 +329,7 @@ def import_users(
         types=types or {},
         on_chunk=on_chunk,
         chunk_rows=chunk_rows,
+        infer=infer,
     )
 
 
@@ -301,6 +341,7 @@ def import_accounts(
     types: dict[str, str] | None = None,
     on_chunk: Callable[[ChangeSet], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    infer: bool = True,
 ) -> ImportReport:
     """Import accounts from a CSV byte stream, like ``import_users``; ``external_id`` is required."""
     return _import(
@@ -313,4 +354,5 @@ def import_accounts(
         types=types or {},
         on_chunk=on_chunk,
         chunk_rows=chunk_rows,
+        infer=infer,
     )

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from connector.models import Platform
+from connector.text import check_text, normalize_email
 
 MAX_JSON_CHARS = 64 * 1024
 MAX_KEY_CHARS = 100
@@ -24,21 +25,9 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # Clocks drift; events from a little in the future are accepted, events from next year are not.
 FUTURE_SLACK = timedelta(days=1)
 
-EMAIL_RE = re.compile(r"^[^\s@\"(),:;<>\[\]\\]{1,64}@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,63}$")
 DOMAIN_RE = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 # Attribute and field names reach SQL as JSON path labels; quotes and control characters would break them.
 KEY_RE = re.compile(r'^[^"\\\x00-\x1f\x7f]+$')
-
-
-def check_text(value: str) -> str:
-    """A string every backend stores as it is: no NUL (PostgreSQL refuses it), valid Unicode."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
-    return value
 
 
 def check_key(value: str) -> str:
@@ -73,13 +62,6 @@ def check_json_object(value: dict[str, Any]) -> dict[str, Any]:
         encoded.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text (no lone surrogates)") from None
-    return value
-
-
-def normalize_email(value: str) -> str:
-    value = check_text(value).strip().lower()
-    if len(value) > 320 or not EMAIL_RE.match(value):
-        raise ValueError("is not a valid email address")
     return value
 
 

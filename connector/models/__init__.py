@@ -2,6 +2,8 @@
 
 from connector.models.base import Base, utcnow
 from connector.models.computed import ComputedValue
+from connector.models.erasures import Erasure
+from connector.models.preparations import SyncPreparation
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
     MembershipChange,
@@ -49,6 +51,7 @@ __all__ = [
     "Destination",
     "Device",
     "Event",
+    "Erasure",
     "EventKind",
     "Member",
     "MembershipChange",
@@ -67,6 +70,7 @@ __all__ = [
     "SubjectType",
     "Sync",
     "SyncMode",
+    "SyncPreparation",
     "SyncRecord",
     "SyncRun",
     "SyncRunError",

@@ -17,7 +17,7 @@ from connector.models import Sync
 from connector.segments.membership import refresh_time_relative_segments as refresh
 from connector.segments.membership import time_relative_workspaces
 from connector.syncs import run_sync
-from connector.syncs.locks import skip_run
+from connector.syncs.locks import LEASE_SECONDS, expire_abandoned, skip_run
 
 log = logging.getLogger("connector.scheduling")
 
@@ -108,6 +108,16 @@ def refresh_time_relative_segments() -> None:
         totals["entered"],
         totals["exited"],
     )
+
+
+def expire_abandoned_runs(db: Database, lease_seconds: float = LEASE_SECONDS) -> int:
+    """The sweep: mark every run whose lease expired (its process died) as failed, whatever sync it belongs to, so
+    a manual run of a crashed process does not show ``running`` forever. Returns how many were marked."""
+    with db.session() as session:
+        expired = expire_abandoned(session, None, lease_seconds)
+    if expired:
+        log.warning("%d run(s) abandoned by a stopped process marked failed", expired)
+    return expired
 
 
 def record_missed_run(db: Database, sync_id: int, scheduled_at: datetime, reason: str) -> None:

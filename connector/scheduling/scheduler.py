@@ -26,7 +26,13 @@ from apscheduler.schedulers.base import BaseScheduler, SchedulerNotRunningError
 
 from connector.config import Settings
 from connector.db import Database
-from connector.scheduling.jobs import bind_database, record_missed_run, sync_id_of, unbind_database
+from connector.scheduling.jobs import (
+    bind_database,
+    expire_abandoned_runs,
+    record_missed_run,
+    sync_id_of,
+    unbind_database,
+)
 from connector.scheduling.leadership import LeaderLock, holder_name, leader_lock
 from connector.scheduling.reconciler import PERSISTENT_STORE, Reconciliation, reconcile_jobs
 from connector.scheduling.store import DatabaseJobStore
@@ -40,6 +46,9 @@ HEARTBEAT_SECONDS = 5.0
 LEASE_SECONDS = 30.0
 INTERNAL_STORE = "internal"
 RECONCILE_JOB_ID = "scheduler:reconcile"
+SWEEP_JOB_ID = "scheduler:expire-abandoned-runs"
+# How often the active scheduler marks runs whose process died (lease expired) as failed.
+SWEEP_SECONDS = 30.0
 # How long a scheduler that has lost its lock waits before looking again (it is being stopped meanwhile).
 LOCK_RECHECK_SECONDS = 1.0
 # Counting the run times a job missed during downtime stops here (a minutely job down for a year).
@@ -166,6 +175,7 @@ class SchedulerHandle:
         max_workers: int = 10,
         secret_key: str | None = None,
         lock: LeaderLock | None = None,
+        sweep_seconds: float = SWEEP_SECONDS,
     ) -> None:
         self.db = db
         self.secret_key = secret_key
@@ -173,6 +183,7 @@ class SchedulerHandle:
         self.retry_seconds = retry_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.reconcile_seconds = reconcile_seconds
+        self.sweep_seconds = sweep_seconds
         self.misfire_grace_time = misfire_grace_time
         self.max_workers = max_workers
         self._lock = lock or leader_lock(db, self.holder, lease_seconds=lease_seconds)
@@ -311,6 +322,19 @@ class SchedulerHandle:
             misfire_grace_time=None,
             max_instances=2,
             replace_existing=True,
+        )
+        scheduler.add_job(
+            expire_abandoned_runs,
+            "interval",
+            args=(self.db,),
+            seconds=self.sweep_seconds,
+            id=SWEEP_JOB_ID,
+            name="syncs: mark abandoned runs failed",
+            jobstore=INTERNAL_STORE,
+            misfire_grace_time=None,
+            max_instances=1,
+            replace_existing=True,
+            next_run_time=datetime.now(UTC),
         )
         scheduler.resume()
         self._active.set()

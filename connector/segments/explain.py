@@ -49,6 +49,7 @@ from connector.segments.conditions import (
     TagCondition,
     UsersCondition,
 )
+from connector.segments.typecheck import mismatch
 
 
 def explain(
@@ -117,7 +118,12 @@ def _value(node: AttributeCondition, stored: Any) -> dict[str, Any]:
     if node.field:
         return {"present": stored is not None, "value": stored}
     attributes = stored if isinstance(stored, dict) else {}
-    return {"present": attributes.get(node.name) is not None, "value": attributes.get(node.name)}
+    value = attributes.get(node.name)
+    observed = {"present": value is not None, "value": value}
+    why = mismatch(node, value)
+    if why:
+        observed["why"] = why  # e.g. a number stored as text: explain says so instead of a bare "false"
+    return observed
 
 
 def _count(session: Session, source, key, clauses: list, subject_id: int) -> int:

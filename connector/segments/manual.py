@@ -12,7 +12,6 @@ of those columns (in header order). Without such a header, each row's first cell
 
 from __future__ import annotations
 
-import codecs
 import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +20,12 @@ from typing import IO, Any
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
+from connector.csvfiles import CsvEncodingError, open_csv
 from connector.errors import ConflictError, InvalidError
 from connector.models import Account, Segment, SegmentKind, SegmentMembership, SubjectType, User
 from connector.scratch import insert_rows, scratch
 from connector.segments.membership import change_members
+from connector.text import normalize_email
 
 UNKNOWN_REPORTED = 1_000
 _CHUNK = 5_000
@@ -123,14 +124,23 @@ def _normalised(kind: str, value: Any) -> tuple[Any, str | None]:
     if "\x00" in value or any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
         return None, "must be valid text (no NUL characters or lone surrogates)"
     value = value.strip()
-    return (value.lower() if kind == "email" else value), None
+    if kind == "email":
+        try:
+            return normalize_email(value), None
+        except ValueError:
+            return None, "is not a valid email address"
+    return value, None
 
 
 def references_from_csv(stream: IO[bytes], op: str = "add") -> Iterator[Reference | dict[str, Any]]:
     """References from a CSV file (see the module docstring), streamed; a row that is not a reference comes out
-    as an ``{"row", "value", "reason"}`` report. Raises ``MembersError`` when the file is not UTF-8 CSV."""
-    text = codecs.getreader("utf-8-sig")(stream, errors="strict")
-    reader = csv.reader(_checked_lines(text))
+    as an ``{"row", "value", "reason"}`` report. The encoding and delimiter are found from the file's start
+    (``connector.csvfiles``). Raises ``MembersError`` when the file cannot be read as CSV text."""
+    try:
+        upload = open_csv(stream)
+    except CsvEncodingError as exc:
+        raise MembersError([{"field": "file", "reason": str(exc)}]) from None
+    reader = csv.reader(_checked_lines(upload.text), delimiter=upload.delimiter)
     columns: list[tuple[int, str]] | None = None
     try:
         for row in reader:
@@ -165,7 +175,8 @@ def references_from_csv(stream: IO[bytes], op: str = "add") -> Iterator[Referenc
             else:
                 yield Reference(op, kind, value, number)
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise MembersError([{"field": "file", "reason": f"not a UTF-8 CSV file: {exc}"}]) from None
+        reason = f"not a {upload.encoding} CSV file after line {reader.line_num}: {exc}"
+        raise MembersError([{"field": "file", "reason": reason}]) from None
 
 
 def _checked_lines(text: Iterable[str]) -> Iterator[str]:

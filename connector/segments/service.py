@@ -52,6 +52,7 @@ from connector.segments.membership import (
     rename_recompute,
 )
 from connector.segments.ordering import find_cycle, references_in
+from connector.segments.typecheck import attribute_type_warnings
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -322,7 +323,9 @@ def preview_segment(
             reason = f"segment {segment_id} is a {segment.subject_type} segment"
             errors.append({"field": "segment_id", "reason": reason})
     node = _checked_definition(session, workspace_id, segment, subject_type, SegmentKind.DYNAMIC, conditions, errors)
-    return preview_membership(session, workspace_id, node, subject_type, segment_id=segment_id)
+    preview = preview_membership(session, workspace_id, node, subject_type, segment_id=segment_id)
+    preview["warnings"] = attribute_type_warnings(session, workspace_id, subject_type, node)
+    return preview
 
 
 def explain_membership(session: Session, segment: Segment, subject_id: int, now: datetime | None = None) -> dict:

@@ -13,8 +13,13 @@
 
 A batch whose retries are exhausted stops the run (the destination is down: the next run converges); records a
 destination asks to ``retry`` go into a later batch of the same run, up to ``MAX_RECORD_TRIES`` times. The
-destination is prepared (fields and options created) only when there is something to send, and once per process
-for one plan, so an unchanged run makes no request at all.
+destination is prepared (fields and options created) only when there is something to send, each of its requests
+retried alone by the same policy, and once per plan and destination schema version across processes (recorded in
+``sync_preparations``), so an unchanged run makes no request at all and a run with one change spends none on setup.
+Multi-select options of deleted or renamed segments are dropped once no record holds them (``preparations``).
+
+A subject whose identity changed (a new email) is moved in place where the destination can (``updates_identity``:
+updated by its remote id); elsewhere, in mirror mode, the record under the old identity is cleared or removed.
 
 A dry run plans the same way and sends nothing, writes no record state, and returns counts and sample payloads.
 """
@@ -44,6 +49,7 @@ from connector.destinations import (
 )
 from connector.models import Destination, RunStatus, Segment, Sync, SyncMode, utcnow
 from connector.security import SecretBox
+from connector.syncs import preparations
 from connector.syncs import records as store
 from connector.syncs.connections import build_destination
 from connector.syncs.definitions import segment_ids_of
@@ -75,10 +81,6 @@ MAX_RECORD_TRIES = 3
 MAX_RUN_ERRORS = 10_000
 SAMPLE_SIZE = 10
 PENDING_FLUSH = 1000
-
-# (destination, write plan) pairs prepared by this process, so a run with changes does not spend requests on it.
-_prepared: set[tuple] = set()
-_prepared_lock = threading.Lock()
 
 
 @dataclass
@@ -197,8 +199,12 @@ def execute_run(
 
 @dataclass
 class _Batch:
-    op: str  # "write" | "clear" | "remove"
+    # "write" | "clear" | "remove"; "clear_old" | "remove_old": the record under an identity the subject left.
+    op: str
     items: list[Planned]
+
+
+OPS = ("write", "clear", "remove", "clear_old", "remove_old")
 
 
 class _Heartbeat(threading.Thread):
@@ -251,8 +257,8 @@ class _Runner:
         self.samples: list[dict[str, Any]] = []
         self.prepared = False
         self.in_flight: dict[Future, _Batch] = {}
-        self.buffers: dict[str, list[Planned]] = {"write": [], "clear": [], "remove": []}
-        self.retry_buffers: dict[str, list[Planned]] = {"write": [], "clear": [], "remove": []}
+        self.buffers: dict[str, list[Planned]] = {op: [] for op in OPS}
+        self.retry_buffers: dict[str, list[Planned]] = {op: [] for op in OPS}
         self.tries: dict[int, int] = {}
         self.pending_errors: list[dict[str, Any]] = []
         self.errors_kept = 0
@@ -333,9 +339,19 @@ class _Runner:
                     .order_by(Segment.name)
                 )
             )
-            self.destination_key = destination_key = (self.db.url, destination.id, destination.created_at)
+            filter_names = list(session.scalars(select(Segment.name).where(Segment.id.in_(self.scope.segment_ids))))
+            destination_key = (self.db.url, destination.id, destination.created_at)
             self.plugin = build_destination(destination, self.box)
-        self.renderer = Renderer(mappings, identity_field, self.plugin)
+            self.preparer = preparations.Preparer(
+                self.db,
+                self.sync_id,
+                destination.id,
+                preparations.schema_version(destination, self.plugin),
+                self.plugin,
+                self.retry,
+                self._answered,
+            )
+        self.renderer = Renderer(mappings, identity_field, self.plugin, filter_segments=filter_names)
         self.batch_size = max(1, int(self.plugin.max_batch_size))
         self.max_in_flight = self.workers * 2
         self.write_plan = WritePlan(
@@ -380,6 +396,8 @@ class _Runner:
         if not self.dry_run:
             self._drain()
         self._flush_pending()
+        if not self.dry_run and not self.stopping and not self.counts.unsent:
+            self.preparer.retire_options(self.object_type)
 
     def _take(self, item: Planned) -> None:
         self.taken += 1
@@ -397,6 +415,10 @@ class _Runner:
                 if len(self.pending_forget) >= PENDING_FLUSH:
                     self._flush_pending()
             return
+        if item.previous_identity and not self.plugin.updates_identity and self.mode == SyncMode.MIRROR:
+            # The destination cannot move a record to a new identity: the one under the old identity leaves.
+            old = Planned(Change.LEAVING, item.subject_id, identity=item.previous_identity, acknowledged=True)
+            self._queue("remove_old" if self.mirror_action == "remove" else "clear_old", old)
         self._queue("write", item)
 
     def _queue(self, op: str, item: Planned) -> None:
@@ -428,25 +450,15 @@ class _Runner:
     # -- sending ------------------------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        """Make sure the destination has the fields (and options) the plan writes, once per process and plan: a
-        new segment name or mapping changes the plan, so it is prepared again."""
-        if self.prepared:
-            return
-        key = (self.destination_key, self.write_plan)
-        with _prepared_lock:
-            done = key in _prepared
-        if not done:
-            self.retry.call(self._answered(self.plugin.prepare), self.write_plan)
-            with _prepared_lock:
-                if len(_prepared) >= 1000:
-                    _prepared.clear()
-                _prepared.add(key)
-        self.prepared = True
+        """Make sure the destination has the fields (and options) the plan writes (``preparations.Preparer``)."""
+        if not self.prepared:
+            self.preparer.prepare(self.write_plan)
+            self.prepared = True
 
     def _forget_prepared(self) -> None:
-        # The destination refused its configuration: the next run prepares it again rather than trust the cache.
-        with _prepared_lock:
-            _prepared.discard((getattr(self, "destination_key", None), getattr(self, "write_plan", None)))
+        # The destination refused its configuration or a record: the next run prepares it again.
+        if getattr(self, "preparer", None) is not None:
+            self.preparer.forget()
 
     def _check_lease(self) -> None:
         if self.beat.lost.is_set() and not self.stopping:
@@ -467,20 +479,25 @@ class _Runner:
         if self.stopping:
             self._unsent(batch.items, self.first_error or "the run stopped")
             return
-        if batch.op == "clear":
+        if batch.op in ("clear", "clear_old"):
             cleared = self.renderer.cleared()
             outbound = [OutboundRecord(str(i.subject_id), i.identity or "", cleared) for i in batch.items]
-        elif batch.op == "remove":
+        elif batch.op in ("remove", "remove_old"):
             outbound = [OutboundRecord(str(i.subject_id), i.identity or "", {}) for i in batch.items]
         else:
-            outbound = [OutboundRecord(str(i.subject_id), i.identity or "", i.properties or {}) for i in batch.items]
+            outbound = [
+                OutboundRecord(
+                    str(i.subject_id), i.identity or "", i.properties or {}, i.previous_identity, i.remote_id
+                )
+                for i in batch.items
+            ]
         future = self.pool.submit(self._send, batch.op, outbound)
         self.in_flight[future] = batch
         self._collect(block=False)
 
     def _send(self, op: str, outbound: list[OutboundRecord]) -> list[RecordResult]:
         """In a worker thread: one batch, retried on transient failures."""
-        call = self.plugin.remove if op == "remove" else self.plugin.write
+        call = self.plugin.remove if op in ("remove", "remove_old") else self.plugin.write
         return self.retry.call(self._answered(call), self.write_plan, outbound)
 
     def _answered(self, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -566,13 +583,16 @@ class _Runner:
                         self.counts.changed += 1
                     else:
                         self.counts.added += 1
+                elif batch.op in ("clear_old", "remove_old"):
+                    self.counts.removed += 1  # the subject's own record is the one written under its new identity
                 else:
                     removed.append(item.subject_id)
                     self.counts.removed += 1
             elif result.status == "rejected":
                 self.counts.rejected += 1
                 reason = result.reason or "refused by the destination"
-                rejected.append({"subject_id": item.subject_id, "identity": item.identity, "error": reason})
+                if batch.op not in ("clear_old", "remove_old"):
+                    rejected.append({"subject_id": item.subject_id, "identity": item.identity, "error": reason})
                 self._error(item.subject_id, item.identity, "rejected", reason)
             else:
                 tries = self.tries.get(item.subject_id, 1) + 1
@@ -585,6 +605,8 @@ class _Runner:
             store.save_delivered(session, self.sync_id, delivered)
             store.save_rejected(session, self.sync_id, rejected)
             store.mark_removed(session, self.sync_id, removed)
+            if removed:
+                store.forget_gone(session, self.sync_id, self.scope.subject_type, removed)
             self._write_pending(session)
         if self.progress is not None:
             self._report()

@@ -8,7 +8,10 @@ that share the database. Claiming a run is inserting that row; a second claimant
 The owner renews ``heartbeat_at`` every ``HEARTBEAT_SECONDS``. A process that dies (kill -9, a lost machine)
 leaves its row ``running``; a claimant that finds its heartbeat older than ``lease_seconds`` (default
 ``LEASE_SECONDS`` = 60 s) marks it ``failed`` ("abandoned") and takes over, so a crash blocks a sync for at most
-a minute. A run whose heartbeat finds the row no longer ``running`` has lost its lease and stops.
+a minute. The active scheduler also sweeps every sync's abandoned runs every ``SWEEP_SECONDS``
+(``connector.scheduling.jobs.expire_abandoned_runs``), so a run whose process died is ``failed`` ("abandoned") in
+the history soon after its lease expires even if the sync never runs again. A run whose heartbeat finds the row no
+longer ``running`` has lost its lease and stops.
 
 Dry runs are not exclusive (they write no record state); one left ``running`` by a dead process is marked failed
 by the next claim, like any other.
@@ -32,13 +35,15 @@ def _fresh(now: datetime, lease_seconds: float):
     return SyncRun.heartbeat_at >= now - timedelta(seconds=lease_seconds)
 
 
-def expire_abandoned(session: Session, sync_id: int, lease_seconds: float = LEASE_SECONDS) -> int:
-    """Mark the runs of a sync whose owner stopped sending heartbeats as failed; returns how many."""
+def expire_abandoned(session: Session, sync_id: int | None, lease_seconds: float = LEASE_SECONDS) -> int:
+    """Mark the runs of a sync (``None``: of every sync, the scheduler's sweep) whose owner stopped sending
+    heartbeats as failed; returns how many."""
     now = utcnow()
+    of_sync = SyncRun.sync_id == sync_id if sync_id is not None else SyncRun.sync_id.is_not(None)
     result = session.execute(
         update(SyncRun)
         .where(
-            SyncRun.sync_id == sync_id,
+            of_sync,
             SyncRun.status == RunStatus.RUNNING,
             ~_fresh(now, lease_seconds) | SyncRun.heartbeat_at.is_(None),
         )

@@ -87,6 +87,11 @@ class Mapping(_Strict):
     destination: str = Field(min_length=1, max_length=100, pattern=r"^\S(.*\S)?$")
     format: Literal["text", "number", "bool", "date", "datetime"] | None = None
     as_: Literal["multi_select", "multiline"] | None = Field(None, alias="as")
+    # Segments only: which segment names may reach the destination (a list of names, or "filter": the segments of
+    # the sync's filter); None: every segment of the workspace.
+    segments: list[Annotated[str, Field(min_length=1, max_length=200)]] | Literal["filter"] | None = Field(
+        None, max_length=1000
+    )
 
     @model_validator(mode="after")
     def _as_only_for_segments(self) -> Mapping:
@@ -97,6 +102,8 @@ class Mapping(_Strict):
                 self.as_ = "multi_select"
         elif self.as_ is not None:
             raise ValueError("'as' applies only to the computed Segments source")
+        elif self.segments is not None:
+            raise ValueError("'segments' applies only to the computed Segments source")
         if isinstance(self.source, ConstantSource):
             try:
                 convert(self.source.value, self.format, self.destination)
@@ -154,6 +161,7 @@ class Renderer:
         mappings: Sequence[Mapping],
         identity_field: str,
         destination: Destination,
+        filter_segments: Sequence[str] = (),
     ) -> None:
         self.mappings = list(mappings)
         self.identity_field = identity_field
@@ -161,8 +169,14 @@ class Renderer:
         labels = {name: "segments" if name == SEGMENTS else f"computed_{i}" for i, name in enumerate(names)}
         # (row column, computed property) for each mapped property: what the planner joins to the subject rows.
         self.computed_columns: list[tuple[str, str]] = list((label, name) for name, label in labels.items())
+        # Per Segments mapping limited to some segments: the names it may send ("filter": the sync's filter).
+        self._allowed = {
+            m.destination: frozenset(filter_segments if m.segments == "filter" else m.segments)
+            for m in self.mappings
+            if m.is_segments and m.segments is not None and (m.segments != "filter" or filter_segments)
+        }
         self._steps: list[tuple[str, Callable[[Any], Any]]] = [
-            (m.destination, self._step(m, destination, labels)) for m in self.mappings
+            (m.destination, self._step(m, destination, labels, self._allowed.get(m.destination))) for m in self.mappings
         ]
         self.segment_fields = [m.destination for m in self.mappings if m.is_segments]
 
@@ -195,7 +209,9 @@ class Renderer:
         for m in self.mappings:
             if m.is_segments:
                 if m.as_ == "multi_select":
-                    specs.append(FieldSpec(name=m.destination, kind="multi_select", options=tuple(segment_names)))
+                    allowed = self._allowed.get(m.destination)
+                    names = tuple(n for n in segment_names if allowed is None or n in allowed)
+                    specs.append(FieldSpec(name=m.destination, kind="multi_select", options=names))
                 else:
                     specs.append(FieldSpec(name=m.destination, kind="multiline"))
             else:
@@ -205,10 +221,12 @@ class Renderer:
     # -- building the steps ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _step(mapping: Mapping, destination: Destination, labels: dict[str, str]) -> Callable[[Any], Any]:
+    def _step(
+        mapping: Mapping, destination: Destination, labels: dict[str, str], allowed: frozenset[str] | None = None
+    ) -> Callable[[Any], Any]:
         source = mapping.source
         if mapping.is_segments:
-            return _segments_step(mapping, destination)
+            return _segments_step(mapping, destination, allowed)
         if isinstance(source, ComputedSource):
             return _computed_step(mapping, labels[source.name])
         if isinstance(source, ConstantSource):
@@ -248,8 +266,11 @@ def _computed_step(mapping: Mapping, label: str) -> Callable[[Any], Any]:
     return computed_value
 
 
-def _segments_step(mapping: Mapping, destination: Destination) -> Callable[[Any], Any]:
-    """The Segments value from its raw JSON text (or a list), rendered once per distinct value."""
+def _segments_step(
+    mapping: Mapping, destination: Destination, allowed: frozenset[str] | None = None
+) -> Callable[[Any], Any]:
+    """The Segments value from its raw JSON text (or a list), rendered once per distinct value; only the names in
+    ``allowed`` when given."""
     encode = destination.render_multiline if mapping.as_ == "multiline" else destination.render_multi_select
     cache: dict[Any, Any] = {}
 
@@ -260,7 +281,8 @@ def _segments_step(mapping: Mapping, destination: Destination) -> Callable[[Any]
         if rendered is None:
             names = json.loads(raw) if isinstance(raw, str) else raw
             names = names if isinstance(names, list) else []
-            rendered = encode(sorted(str(n) for n in names))
+            names = (str(n) for n in names)
+            rendered = encode(sorted(n for n in names if allowed is None or n in allowed))
             if len(cache) < 10_000:
                 cache[key] = rendered
         return rendered

@@ -7,6 +7,7 @@ Two passes, each read in keyset pages of ``PAGE_SIZE`` ids (constant memory, sho
 
    * new to the destination (no record, removed, or rejected before it ever landed)       -> ``added``
    * landed before with another payload hash, or rejected since it landed                 -> ``changed``
+     (with the identity and remote id it landed as when its identity changed since, so it can be moved in place)
    * synced with the same hash                                   -> unchanged: counted, nothing else
    * no identity value, or an identity another subject in scope has -> ``invalid``: reported, never sent
 
@@ -74,6 +75,9 @@ class Planned:
     acknowledged: bool = False
     # Invalid records: why.
     reason: str | None = None
+    # Changed records whose identity changed since they landed: the identity and remote id they landed as.
+    previous_identity: str | None = None
+    remote_id: str | None = None
 
 
 @dataclass
@@ -119,7 +123,12 @@ def subject_page(
     columns += [getattr(model, name).label(name) for name in renderer.fields if name != "id"]
     if renderer.needs_attributes:
         columns.append(model.attributes.label("attributes"))
-    columns += [SyncRecord.payload_hash.label("payload_hash"), SyncRecord.state.label("state")]
+    columns += [
+        SyncRecord.payload_hash.label("payload_hash"),
+        SyncRecord.state.label("state"),
+        SyncRecord.identity.label("synced_identity"),
+        SyncRecord.remote_id.label("remote_id"),
+    ]
     stmt = select(*columns).outerjoin(
         SyncRecord,
         and_(
@@ -205,9 +214,13 @@ def diff(subjects: Iterable[Any], renderer: Renderer, duplicates: set[str], coun
         if state == synced and acknowledged == payload.hash:
             counts.unchanged += 1
             continue
+        previous_identity = remote_id = None
         if state is not None and state != removed and acknowledged is not None:
             change = Change.CHANGED  # an earlier version landed (a rejected record keeps that version's hash)
             counts.changed += 1
+            landed_as = subject.synced_identity
+            if landed_as and normal_identity(landed_as) != normal_identity(payload.identity):
+                previous_identity, remote_id = landed_as, subject.remote_id
         else:
             change = Change.ADDED
             counts.added += 1
@@ -218,6 +231,8 @@ def diff(subjects: Iterable[Any], renderer: Renderer, duplicates: set[str], coun
             properties=payload.properties,
             payload_hash=payload.hash,
             previous_state=state,
+            previous_identity=previous_identity,
+            remote_id=remote_id,
         )
 
 

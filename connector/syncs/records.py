@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, exists, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from connector.models import RecordState, SyncRecord, SyncRun, SyncRunError, utcnow
+from connector.models import Account, RecordState, SubjectType, SyncRecord, SyncRun, SyncRunError, User, utcnow
 
 # Deleting ids in chunks keeps each statement's parameter list well under every driver's limit.
 CHUNK = 1000
@@ -75,6 +75,23 @@ def mark_removed(session: Session, sync_id: int, subject_ids: Sequence[int]) -> 
             update(SyncRecord)
             .where(SyncRecord.sync_id == sync_id, SyncRecord.subject_id.in_(subject_ids[start : start + CHUNK]))
             .values(state=RecordState.REMOVED, payload_hash=None, payload=None, error=None, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def forget_gone(session: Session, sync_id: int, subject_type: SubjectType, subject_ids: Sequence[int]) -> None:
+    """Stop tracking records of subjects that no longer exist (erased) once their remote copy was cleared or
+    removed: nothing of them, not even the identity, stays."""
+    model = User if subject_type == SubjectType.USER else Account
+    for start in range(0, len(subject_ids), CHUNK):
+        chunk = subject_ids[start : start + CHUNK]
+        session.execute(
+            delete(SyncRecord)
+            .where(
+                SyncRecord.sync_id == sync_id,
+                SyncRecord.subject_id.in_(chunk),
+                ~exists().where(model.id == SyncRecord.subject_id),
+            )
             .execution_options(synchronize_session=False)
         )
 

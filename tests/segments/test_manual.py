@@ -173,7 +173,9 @@ def test_csv_upload_can_remove(client, tenant, database, people):
 def test_bad_csv_is_refused_and_nothing_changes(client, tenant, database, people):
     segment = manual_segment(client, tenant)
     url = tenant.url(f"/segments/{segment}/members/upload")
-    not_utf8 = client.post(url, headers=tenant.headers, data=b"ann@x.com\n\xff\xfe\n", content_type="text/csv")
+    not_utf8 = client.post(
+        url, headers=tenant.headers, data=b"ann@x.com\n\x81\x8d\x8f\x90\x9d\x00\xff\n", content_type="text/csv"
+    )
     assert not_utf8.status_code == 422 and not_utf8.mimetype == PROBLEM
     assert not_utf8.get_json()["errors"][0]["field"] == "body.file"
     no_file = client.post(url, headers=tenant.headers, data={"other": "x"}, content_type="multipart/form-data")
@@ -207,7 +209,10 @@ def test_create_a_list_from_an_upload(client, tenant, database, people):
 
 def test_upload_that_is_not_csv_creates_no_list(client, tenant, database):
     response = client.post(
-        tenant.url("/segments/upload?name=Broken"), headers=tenant.headers, data=b"\xff\xfe", content_type="text/csv"
+        tenant.url("/segments/upload?name=Broken"),
+        headers=tenant.headers,
+        data=b"\x81\x8d\x8f\x90\x9d\x00\xff",
+        content_type="text/csv",
     )
     assert response.status_code == 422
     assert count_rows(database, Segment) == 0

@@ -16,7 +16,7 @@ from connector.testing.hubspot_sandbox import FaultPlan
 from tests.syncs.conftest import FAST_RETRY, create_sync, hubspot_config, seed_users
 
 N = 300
-# Faults on the record endpoints, where delivery happens (preparing the fields is retried as a whole).
+# Faults on the record endpoints, where delivery happens (faults while preparing: test_preparation.py).
 RECORDS = "/crm/v3/objects/"
 
 
