@@ -37,6 +37,7 @@ from connector.models.syncs import (
     SyncSegment,
 )
 from connector.models.tenancy import ApiToken, Company, Member, Role, Workspace, WorkspaceMembership
+from connector.models.workspaces import HqSyncReport, SegmentMapping, SegmentShare
 
 __all__ = [
     "Account",
@@ -50,6 +51,7 @@ __all__ = [
     "Device",
     "Event",
     "EventKind",
+    "HqSyncReport",
     "Member",
     "MembershipChange",
     "ObjectRecord",
@@ -62,8 +64,10 @@ __all__ = [
     "Segment",
     "SegmentGroup",
     "SegmentKind",
+    "SegmentMapping",
     "SegmentMembership",
     "SegmentMembershipEvent",
+    "SegmentShare",
     "SubjectType",
     "Sync",
     "SyncMode",
