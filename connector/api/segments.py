@@ -33,8 +33,10 @@ from connector.api.common import (
 )
 from connector.api.context import unit_of_work, workspace_id
 from connector.api.problems import ProblemError, conflict, invalid, not_found
+from connector.api.service_problems import service_problems
 from connector.models import (
     Account,
+    Member,
     Segment,
     SegmentGroup,
     SegmentKind,
@@ -43,7 +45,7 @@ from connector.models import (
     SubjectType,
     User,
 )
-from connector.segments import manual, service
+from connector.segments import groups, manual, service, sharing
 from connector.segments.membership import Evaluation
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
@@ -158,6 +160,12 @@ class CsvUpload(RawModel):
 
 class GroupBody(_Body):
     name: str = Field(min_length=1, max_length=service.NAME_MAX)
+    description: str = Field("", max_length=service.DESCRIPTION_MAX)
+
+
+class GroupUpdate(_Body):
+    name: str | None = Field(None, min_length=1, max_length=service.NAME_MAX)
+    description: str | None = Field(None, max_length=service.DESCRIPTION_MAX)
 
 
 # -- errors ----------------------------------------------------------------------------------------------------------
@@ -210,7 +218,16 @@ def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
         "created_at": segment.created_at,
         "updated_at": segment.updated_at,
         "last_evaluated_at": segment.last_evaluated_at,
+        "hq_origin": hq_origin(segment),
+        "edited_in_child": segment.edited_in_child,
     }
+
+
+def hq_origin(item: Segment | SegmentGroup) -> dict[str, int] | None:
+    """The HQ badge: the HQ workspace and item a synced copy comes from."""
+    if item.hq_item_id is None:
+        return None
+    return {"workspace_id": item.hq_workspace_id, "item_id": item.hq_item_id}
 
 
 def _segment_answer(session, segment: Segment) -> dict[str, Any]:
@@ -285,9 +302,11 @@ def update_segment(path: SegmentPath, body: SegmentUpdate):
 
 @segments_bp.delete("/<int:segment_id>")
 def delete_segment(path: SegmentPath):
-    """Delete a segment; 409 listing what uses it (segments, syncs, …) while anything does."""
-    with service_errors(), unit_of_work() as session:
-        service.delete_segment(session, service.get_segment(session, workspace_id(), path.segment_id))
+    """Delete a segment; 409 listing what uses it (segments, syncs, …, and uses where it is shared) while anything
+    does."""
+    with service_errors(), service_problems(), unit_of_work() as session:
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        sharing.delete_segment(session, session.get(Member, g.member.id), segment)
     return "", 204
 
 
@@ -550,7 +569,15 @@ def _history_cursor(rows, limit: int) -> str | None:
 
 
 def group_json(group: SegmentGroup, segment_count: int) -> dict[str, Any]:
-    return {"id": group.id, "name": group.name, "segment_count": segment_count, "created_at": group.created_at}
+    return {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "segment_count": segment_count,
+        "created_at": group.created_at,
+        "hq_origin": hq_origin(group),
+        "edited_in_child": group.edited_in_child,
+    }
 
 
 @groups_bp.get("")
@@ -564,7 +591,7 @@ def list_groups(path: WorkspacePath):
 def create_group(path: WorkspacePath, body: GroupBody):
     """Create a segment group (a folder of segments)."""
     with service_errors(), unit_of_work() as session:
-        return group_json(service.create_group(session, workspace_id(), body.name), 0), 201
+        return group_json(groups.create_group(session, workspace_id(), body.name, body.description), 0), 201
 
 
 @groups_bp.get("/<int:group_id>")
@@ -578,10 +605,14 @@ def get_group(path: GroupPath):
 
 
 @groups_bp.patch("/<int:group_id>")
-def rename_group(path: GroupPath, body: GroupBody):
-    """Rename a group."""
-    with service_errors(), unit_of_work() as session:
-        group = service.rename_group(session, service.get_group(session, workspace_id(), path.group_id), body.name)
+def rename_group(path: GroupPath, body: GroupUpdate):
+    """Rename and/or describe a group."""
+    given = {name: getattr(body, name) for name in body.model_fields_set}
+    for name, value in given.items():
+        if value is None:
+            raise invalid(f"body.{name}", "must not be null")
+    with service_errors(), service_problems(), unit_of_work() as session:
+        group = groups.update_group(session, service.get_group(session, workspace_id(), path.group_id), **given)
         count = len(service.list_segments(session, workspace_id(), group_id=group.id))
         return group_json(group, count)
 
