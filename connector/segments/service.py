@@ -117,6 +117,18 @@ def find_usages(session: Session, segment: Segment) -> list[Usage]:
     return [usage for finder in _usage_finders for usage in finder(session, segment)]
 
 
+# -- rename listeners: what follows a segment's name elsewhere (its stand-ins where it is shared) registers here. --
+
+RenameListener = Callable[[Session, Segment], None]
+_rename_listeners: list[RenameListener] = []
+
+
+def register_rename_listener(listener: RenameListener) -> RenameListener:
+    """Call ``listener(session, segment)`` after every rename (usable as a decorator)."""
+    _rename_listeners.append(listener)
+    return listener
+
+
 @register_usage_finder
 def _segments_referencing(session: Session, segment: Segment) -> list[Usage]:
     rows = session.execute(
@@ -290,6 +302,8 @@ def update_segment(
     if renamed:
         # Members who neither entered nor left still carry the old name in their Segments.
         rename_recompute(session, segment)
+        for listener in _rename_listeners:
+            listener(session, segment)
     return segment
 
 

@@ -39,7 +39,7 @@ from connector.models import (
     Workspace,
 )
 from connector.segments import service
-from connector.segments.membership import evaluate_subjects, forget_segment, refresh_segments
+from connector.segments.membership import evaluate_subjects, forget_segment, refresh_segments, rename_recompute
 from connector.segments.shared_members import matching_users, stand_ins_from
 from connector.tenancy import visible_workspaces
 
@@ -244,6 +244,25 @@ def _uses(session: Session, share: SegmentShare) -> list[Use]:
 
 def _listed(uses: list[Use]) -> str:
     return ", ".join(f"{u.kind} {u.name!r} in {u.workspace!r}" for u in uses)
+
+
+@service.register_rename_listener
+def _rename_stand_ins(session: Session, segment: Segment) -> None:
+    """A renamed shared segment renames its stand-ins (and their members' ``Segments``)."""
+    source = session.get(Workspace, segment.workspace_id)
+    for share in session.scalars(select(SegmentShare).where(_shares_of(segment))):
+        proxy = session.get(Segment, share.proxy_segment_id)
+        name = f"{source.name} / {segment.name}"[: service.NAME_MAX]
+        taken = session.scalar(
+            select(Segment.id).where(
+                Segment.workspace_id == proxy.workspace_id, Segment.name == name, Segment.id != proxy.id
+            )
+        )
+        if taken is not None:
+            raise ConflictError(f"a workspace this segment is shared with already has a segment named {name!r}")
+        proxy.name = name
+        session.flush()
+        rename_recompute(session, proxy)
 
 
 @service.register_usage_finder

@@ -196,6 +196,19 @@ def test_only_a_member_who_administers_both_workspaces_may_share(org, vip):
     assert {w["slug"] for w in body["workspaces"] if w["shared"]} == {"project-c"}
 
 
+def test_renaming_the_shared_segment_renames_it_in_the_target_and_in_segments(org, vip):
+    org.ingest("project-b", "identify", [user("t-1")])
+    org.ingest("project-b", "device", [device("t-1", "android", "AND-1")])
+    share(org, vip["id"], "project-b")
+
+    assert org.patch("boss", "project-a", f"/segments/{vip['id']}", {"name": "Gold"}).status_code == 200
+
+    renamed = stand_in(org, "project-b", "Project A / Gold")
+    assert renamed["member_count"] == 1
+    t1 = org.get("boss", "project-b", f"/users/{user_ids(org, 'project-b')['t-1']}").get_json()
+    assert "Project A / Gold" in t1["segments"] and "Project A / VIP" not in t1["segments"]
+
+
 def test_a_shared_segment_cannot_be_edited_deleted_or_created_in_the_target(org, vip):
     share(org, vip["id"], "project-b")
     shared = stand_in(org, "project-b")
