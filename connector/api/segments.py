@@ -45,7 +45,7 @@ from connector.models import (
     SubjectType,
     User,
 )
-from connector.segments import groups, manual, service, sharing
+from connector.segments import groups, hq, manual, service, sharing
 from connector.segments.membership import Evaluation
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
@@ -83,6 +83,7 @@ class SegmentCreate(_Body):
     kind: SegmentKind = SegmentKind.DYNAMIC
     group_id: int | None = Field(None, ge=1, le=MAX_ID)
     conditions: dict[str, Any] | None = Field(None, description="The condition tree (dynamic segments)")
+    sync_to_children: bool = Field(False, description="An HQ workspace: sync it to all child workspaces at once")
 
 
 class SegmentUpdate(_Body):
@@ -161,6 +162,7 @@ class CsvUpload(RawModel):
 class GroupBody(_Body):
     name: str = Field(min_length=1, max_length=service.NAME_MAX)
     description: str = Field("", max_length=service.DESCRIPTION_MAX)
+    sync_to_children: bool = Field(False, description="An HQ workspace: sync it to all child workspaces at once")
 
 
 class GroupUpdate(_Body):
@@ -264,8 +266,9 @@ def list_segments(path: WorkspacePath, query: SegmentListQuery):
 
 @segments_bp.post("")
 def create_segment(path: WorkspacePath, body: SegmentCreate):
-    """Create a segment. A dynamic one is evaluated before the answer (its members are current)."""
-    with service_errors(), unit_of_work() as session:
+    """Create a segment. A dynamic one is evaluated before the answer (its members are current). With
+    ``sync_to_children`` (HQ admins), it is synced to every child workspace too and the answer has the report."""
+    with service_errors(), service_problems(), unit_of_work() as session:
         segment = service.create_segment(
             session,
             workspace_id(),
@@ -277,7 +280,12 @@ def create_segment(path: WorkspacePath, body: SegmentCreate):
             group_id=body.group_id,
             member_id=g.member.id,
         )
-        return _segment_answer(session, segment), 201
+        answer = _segment_answer(session, segment)
+        if body.sync_to_children:
+            answer["hq_sync"] = hq.sync_to_children(
+                session, session.get(Member, g.member.id), g.access, segment_ids=[segment.id]
+            )
+        return answer, 201
 
 
 @segments_bp.get("/<int:segment_id>")
@@ -589,9 +597,15 @@ def list_groups(path: WorkspacePath):
 
 @groups_bp.post("")
 def create_group(path: WorkspacePath, body: GroupBody):
-    """Create a segment group (a folder of segments)."""
-    with service_errors(), unit_of_work() as session:
-        return group_json(groups.create_group(session, workspace_id(), body.name, body.description), 0), 201
+    """Create a segment group (a folder of segments); ``sync_to_children`` as for segments."""
+    with service_errors(), service_problems(), unit_of_work() as session:
+        group = groups.create_group(session, workspace_id(), body.name, body.description)
+        answer = group_json(group, 0)
+        if body.sync_to_children:
+            answer["hq_sync"] = hq.sync_to_children(
+                session, session.get(Member, g.member.id), g.access, group_ids=[group.id]
+            )
+        return answer, 201
 
 
 @groups_bp.get("/<int:group_id>")

@@ -213,6 +213,19 @@ def test_a_group_edited_in_a_child_is_kept_by_only_where_missing(org):
     assert org.get("boss", "paris", f"/segment-groups/{paris_group['id']}").get_json()["description"] == ""
 
 
+def test_a_new_segment_or_group_can_be_synced_to_every_child_at_creation(org):
+    made = org.post("hq_admin", "hq", "/segments", {"name": "Loyal", "conditions": LOYAL, "sync_to_children": True})
+    group = org.post("hq_admin", "hq", "/segment-groups", {"name": "Retention", "sync_to_children": True})
+
+    assert made.status_code == 201 and group.status_code == 201
+    assert outcome(made.get_json()["hq_sync"], "Lyon") == [("segment", "Loyal", "created", None)]
+    assert outcome(group.get_json()["hq_sync"], "Lyon") == [("segment_group", "Retention", "created", None)]
+    assert segment_named(org, "lyon", "Loyal")["hq_origin"]["item_id"] == made.get_json()["id"]
+    refused = org.post("hq_editor", "hq", "/segments", {"name": "Nope", "conditions": LOYAL, "sync_to_children": True})
+    assert refused.status_code == 403
+    assert segment_named(org, "hq", "Nope") is None
+
+
 def test_a_manual_segment_is_not_synced_and_says_why(org):
     manual = org.post("boss", "hq", "/segments", {"name": "Hand picked", "kind": "manual"}).get_json()
 
