@@ -291,7 +291,7 @@ def _segment_outcome(push: ChildPush, segment: Segment) -> ItemResult:
     except MissingMappingError as exc:
         result.reason = str(exc)
         return result
-    group_id = push.group_copies.get(segment.group_id) if segment.group_id else None
+    group_id = _group_copy(push, segment.group_id) if segment.group_id else None
     if copy is not None:
         result.id = copy.id
         wanted = (segment.name, segment.description, segment.subject_type, conditions)
@@ -343,6 +343,16 @@ def _segment_outcome(push: ChildPush, segment: Segment) -> ItemResult:
         return result
     result.id = copy.id
     return result
+
+
+def _group_copy(push: ChildPush, hq_group_id: int) -> int | None:
+    """The child's copy of an HQ group: pushed in this run, or synced before."""
+    if hq_group_id not in push.group_copies:
+        copy = _copy_of(push.session, SegmentGroup, push, hq_group_id)
+        if copy is None:
+            return None
+        push.group_copies[hq_group_id] = copy.id
+    return push.group_copies[hq_group_id]
 
 
 def _copy_of(session: Session, model, push: ChildPush, hq_item_id: int):

@@ -199,6 +199,17 @@ def test_a_group_is_synced_alone_or_with_its_segments(org):
     assert segment_named(org, "paris", "Loyal")["group_id"] == groups[0]["id"]
 
 
+def test_a_segment_synced_after_its_group_goes_into_the_childs_copy_of_the_group(org):
+    group = org.post("boss", "hq", "/segment-groups", {"name": "Retention"}).get_json()
+    pushed(org, segment_groups=[group["id"]])
+    loyal = org.segment("hq", "Loyal", LOYAL, group_id=group["id"])
+
+    pushed(org, segments=[loyal["id"]])
+
+    paris_group = org.get("boss", "paris", "/segment-groups").get_json()["data"][0]
+    assert segment_named(org, "paris", "Loyal")["group_id"] == paris_group["id"]
+
+
 def test_a_group_edited_in_a_child_is_kept_by_only_where_missing(org):
     group = org.post("boss", "hq", "/segment-groups", {"name": "Retention"}).get_json()
     pushed(org, segment_groups=[group["id"]])
