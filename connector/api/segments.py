@@ -283,7 +283,7 @@ def create_segment(path: WorkspacePath, body: SegmentCreate):
         answer = _segment_answer(session, segment)
         if body.sync_to_children:
             answer["hq_sync"] = hq.sync_to_children(
-                session, session.get(Member, g.member.id), g.access, segment_ids=[segment.id]
+                session, session.get(Member, g.member.id), g.access, items={"segments": [segment.id]}
             )
         return answer, 201
 
@@ -603,7 +603,7 @@ def create_group(path: WorkspacePath, body: GroupBody):
         answer = group_json(group, 0)
         if body.sync_to_children:
             answer["hq_sync"] = hq.sync_to_children(
-                session, session.get(Member, g.member.id), g.access, group_ids=[group.id]
+                session, session.get(Member, g.member.id), g.access, items={"segment_groups": [group.id]}
             )
         return answer, 201
 

@@ -83,9 +83,12 @@ class ChildPush:
 
 @dataclass(frozen=True)
 class ItemKind:
-    """A kind of item HQ pushes: ``push(child_push, item) -> ItemResult``."""
+    """A kind of item HQ pushes. ``key`` names its ids in a request; ``choose(session, hq_id, ids, extra_ids)``
+    reads the HQ items asked for (``InvalidError`` naming ``key[i]`` for an unknown id) in the order to push them;
+    ``push(child_push, item)`` pushes one to one child, in its own savepoint, and says what happened."""
 
-    name: str
+    key: str
+    choose: Callable[[Session, int, list[int], list[int]], list]
     push: Callable[[ChildPush, Any], ItemResult]
 
 
@@ -97,13 +100,15 @@ def sync_to_children(
     member: Member,
     access: Access,
     *,
-    segment_ids: list[int] | None = None,
-    group_ids: list[int] | None = None,
+    items: dict[str, list[int]],
     include_group_segments: bool = False,
     mode: Mode | str = Mode.UPDATE_EXISTING,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Push the chosen items of the HQ workspace (``access.workspace_id``) to every child; returns the report."""
+    """Push the chosen items of the HQ workspace (``access.workspace_id``) to every child; returns the report.
+
+    ``items`` maps a kind's request key (``segment_groups``, ``segments``: see ``ITEM_KINDS``) to HQ item ids;
+    ``include_group_segments`` adds the chosen groups' segments."""
     if not access.allows(Role.WORKSPACE_ADMIN):
         raise ForbiddenError("Only an admin of the HQ workspace may sync it to its child workspaces.")
     mode = Mode(mode)
@@ -117,24 +122,22 @@ def sync_to_children(
     )
     if not children:
         raise InvalidError.one("", "this workspace has no child workspaces to sync to")
-    groups = _chosen(session, SegmentGroup, hq.id, group_ids or [], "segment_groups")
-    chosen = _chosen(session, Segment, hq.id, segment_ids or [], "segments")
-    if include_group_segments and groups:
-        chosen += session.scalars(select(Segment).where(Segment.group_id.in_([g.id for g in groups]))).all()
-    if not groups and not chosen:
+    asked = {kind.key: list(items.get(kind.key) or []) for kind in ITEM_KINDS}
+    extra: dict[str, list[int]] = {}
+    if include_group_segments and asked["segment_groups"]:
+        in_groups = select(Segment.id).where(
+            Segment.workspace_id == hq.id, Segment.group_id.in_(asked["segment_groups"])
+        )
+        extra["segments"] = list(session.scalars(in_groups.order_by(Segment.id)))
+    chosen = [(kind, kind.choose(session, hq.id, asked[kind.key], extra.get(kind.key, []))) for kind in ITEM_KINDS]
+    if not any(found for _, found in chosen):
         raise InvalidError.one("segments", "choose at least one segment or segment group")
-    segments = _with_references(session, hq.id, chosen)
-    request = {
-        "segments": sorted(segment_ids or []),
-        "segment_groups": sorted(group_ids or []),
-        "include_group_segments": include_group_segments,
-    }
+    request = {**{key: sorted(ids) for key, ids in asked.items()}, "include_group_segments": include_group_segments}
     savepoint = session.begin_nested() if dry_run else None
     report_children = []
     for child in children:
         push = ChildPush(session, hq, child, mode, member.id, mappings_of(session, child.id))
-        results = [SEGMENT_GROUPS.push(push, g) for g in groups]
-        results += [SEGMENTS.push(push, s) for s in segments]
+        results = [kind.push(push, item) for kind, found in chosen for item in found]
         report_children.append(
             {
                 "workspace_id": child.id,
@@ -211,8 +214,15 @@ def _chosen(session: Session, model, workspace_id: int, ids: list[int], field_na
     return [found[i] for i in dict.fromkeys(ids)]
 
 
-def _with_references(session: Session, hq_id: int, chosen: list[Segment]) -> list[Segment]:
-    """The chosen segments and every HQ segment they reference, transitively, referenced ones first."""
+def _choose_groups(session: Session, hq_id: int, ids: list[int], extra: list[int]) -> list[SegmentGroup]:
+    return _chosen(session, SegmentGroup, hq_id, ids, "segment_groups")
+
+
+def _choose_segments(session: Session, hq_id: int, ids: list[int], extra: list[int]) -> list[Segment]:
+    """The chosen segments (and ``extra`` ones) with every HQ segment they reference, transitively, referenced ones
+    first."""
+    chosen = _chosen(session, Segment, hq_id, ids, "segments")
+    chosen += session.scalars(select(Segment).where(Segment.id.in_(extra), Segment.workspace_id == hq_id)).all()
     by_id = {s.id: s for s in chosen}
     todo = list(by_id)
     while todo:
@@ -365,7 +375,7 @@ def _copy_of(session: Session, model, push: ChildPush, hq_item_id: int):
     ).first()
 
 
-SEGMENT_GROUPS = ItemKind("segment_group", _push_group)
-SEGMENTS = ItemKind("segment", _push_segment)
+SEGMENT_GROUPS = ItemKind("segment_groups", _choose_groups, _push_group)
+SEGMENTS = ItemKind("segments", _choose_segments, _push_segment)
 # The order kinds are pushed in: what is referenced before what references it (playbooks and views come after).
 ITEM_KINDS = [SEGMENT_GROUPS, SEGMENTS]
