@@ -296,7 +296,9 @@ class _Run:
         changed = [
             i
             for i, (entered, exited) in self.evaluation.counts.items()
-            if (entered or exited) and self.segments[i].subject_type == SubjectType.USER
+            if (entered or exited)
+            and self.segments[i].subject_type == SubjectType.USER
+            and self.segments[i].kind != SegmentKind.SHARED  # a stand-in is never shared on
         ]
         stand_ins = shared_stand_ins(self.session, changed) if changed else {}
         for target_id, proxy_ids in stand_ins.items():
