@@ -121,6 +121,21 @@ def test_membership_follows_device_changes_on_either_side_and_source_membership(
     assert [e["member_count"] for e in evaluations][::-1][:3] == [1, 2, 1]
 
 
+def test_redefining_the_source_segment_carries_its_new_members_into_the_target(org, vip):
+    org.ingest("project-b", "identify", [user("t-1"), user("t-2")])
+    org.ingest("project-b", "device", [device("t-1", "android", "AND-1"), device("t-2", "ios", "IOS-2")])
+    share(org, vip["id"], "project-b")
+    shared = stand_in(org, "project-b")
+    target = user_ids(org, "project-b")
+
+    everyone = {"type": "all", "children": []}
+    assert org.patch("boss", "project-a", f"/segments/{vip['id']}", {"conditions": everyone}).status_code == 200
+
+    assert member_ids(org, "project-b", shared["id"]) == {target["t-1"], target["t-2"]}
+    refreshed = org.post("boss", "project-b", f"/segments/{shared['id']}/refresh", None)
+    assert refreshed.status_code == 200 and refreshed.get_json()["entered"] == 0
+
+
 def test_a_shared_segment_works_in_conditions_user_filters_exports_and_syncs(org, vip, tmp_path):
     org.ingest("project-b", "identify", [user("t-1", "t1@target.example"), user("t-2", "t2@target.example")])
     org.ingest("project-b", "device", [device("t-1", "android", "AND-1")])
