@@ -11,10 +11,11 @@ What it does, printing progress as it goes:
    id of a source user's device (so about 30% of the target's users can match someone).
 2. Defines segment ``VIP`` in the source (half the source users) and measures sharing it with the target: the
    stand-in is created and evaluated whole, in SQL, by device id (``first_evaluation_s``).
-3. Measures ``--samples`` single-device ingestions in the target, each giving a non-matching target user the device
-   id of a source VIP (the API's path: ``record_devices`` + ``apply_changes`` in one transaction), checking the user
-   entered (``device_add_p50_ms`` / ``device_add_p95_ms``), and as many in the source, each giving a VIP a device
-   id some target user has (``source_device_add_p95_ms``).
+3. Measures ``--samples`` single-device ingestions in the target before anything is shared (the baseline: the
+   ingestion path alone, ``baseline_device_add_p95_ms``); then as many after sharing, each giving a non-matching
+   target user the device id of a source VIP (the API's path: ``record_devices`` + ``apply_changes`` in one
+   transaction), checking the user entered (``device_add_p50_ms`` / ``device_add_p95_ms``); and as many in the
+   source, each giving a VIP a device id some target user has (``source_device_add_p95_ms``).
 
 The last line is one JSON object with, among others, ``first_evaluation_s`` and ``device_add_p95_ms``.
 """
@@ -155,6 +156,11 @@ def percentile(values: list[float], p: float) -> float:
 def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
     n = args.users
     ids = generate(db, n, args.shared)
+    # The same ingestion before anything is shared: what a device add costs here without shared segments.
+    rng = random.Random(5)
+    log(f"baseline: {args.samples} single-device ingestions in the target before sharing")
+    plain = [(f"t{rng.randint(1, n)}", "ios", f"plain-{i}") for i in range(args.samples)]
+    baseline = device_adds(db, ids["target"], plain, lambda i: None)
     first_s, proxy_id, members = first_evaluation(db, ids)
     log(f"first evaluation: {first_s:.2f} s, {members} target members")
 
@@ -201,6 +207,8 @@ def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
         "database": db.dialect,
         "target_members": members,
         "first_evaluation_s": round(first_s, 3),
+        "baseline_device_add_p50_ms": round(statistics.median(baseline) * 1000, 2),
+        "baseline_device_add_p95_ms": round(percentile(baseline, 95) * 1000, 2),
         "device_add_p50_ms": round(statistics.median(target_latencies) * 1000, 2),
         "device_add_p95_ms": round(percentile(target_latencies, 95) * 1000, 2),
         "source_device_add_p50_ms": round(statistics.median(source_latencies) * 1000, 2),
