@@ -121,6 +121,18 @@ def test_membership_follows_device_changes_on_either_side_and_source_membership(
     assert [e["member_count"] for e in evaluations][::-1][:3] == [1, 2, 1]
 
 
+def test_a_device_that_moves_to_a_non_member_in_the_source_takes_its_target_match_out(org, vip):
+    org.ingest("project-b", "identify", [user("t-1")])
+    org.ingest("project-b", "device", [device("t-1", "android", "AND-1")])
+    share(org, vip["id"], "project-b")
+    shared = stand_in(org, "project-b")
+    assert len(member_ids(org, "project-b", shared["id"])) == 1
+
+    org.ingest("project-a", "device", [device("src-2", "android", "AND-1")])  # resold to a non-member
+
+    assert member_ids(org, "project-b", shared["id"]) == set()
+
+
 def test_redefining_the_source_segment_carries_its_new_members_into_the_target(org, vip):
     org.ingest("project-b", "identify", [user("t-1"), user("t-2")])
     org.ingest("project-b", "device", [device("t-1", "android", "AND-1"), device("t-2", "ios", "IOS-2")])
