@@ -56,7 +56,7 @@ class Org:
 def org(database: Database, client) -> Org:
     """Workspaces ``hq`` (children ``paris``, ``lyon``), ``project-a``, ``project-b``, ``project-c``.
 
-    Members: ``boss`` (company admin), ``hq_admin`` / ``hq_editor`` (of hq), ``paris_admin`` (of paris),
+    Members: ``boss`` (company admin), ``hq_admin`` / ``hq_editor`` (of hq), ``paris_admin`` / ``paris_viewer``,
     ``ab_admin`` (admin of project-a and project-b), ``a_admin`` (admin of project-a), ``b_viewer`` (admin of
     project-a, viewer of project-b)."""
     found = Org(client)
@@ -78,6 +78,7 @@ def org(database: Database, client) -> Org:
             "hq_admin": create_member(session, company, "hq@brand.example", roles={hq: admin}),
             "hq_editor": create_member(session, company, "ed@brand.example", roles={hq: editor}),
             "paris_admin": create_member(session, company, "paris@brand.example", roles={workspaces["paris"]: admin}),
+            "paris_viewer": create_member(session, company, "pv@brand.example", roles={workspaces["paris"]: viewer}),
             "ab_admin": create_member(
                 session,
                 company,

@@ -131,6 +131,9 @@ def test_a_child_admin_may_remap_an_hq_segment_and_later_pushes_use_the_mapping(
     local = org.segment("paris", "Local best", GOLD)
 
     assert org.put("hq_editor", "paris", f"/mapped-values/segments/{base['id']}", {"segment_id": 1}).status_code == 404
+    viewer = org.put("paris_viewer", "paris", f"/mapped-values/segments/{base['id']}", {"segment_id": local["id"]})
+    assert viewer.status_code == 403
+    assert len(org.get("paris_viewer", "paris", "/mapped-values/segments").get_json()["data"]) == 1
     response = org.put("paris_admin", "paris", f"/mapped-values/segments/{base['id']}", {"segment_id": local["id"]})
     assert response.status_code == 200, response.get_json()
     derived = org.segment("hq", "Derived", {"type": "segment", "segment_id": base["id"]})
