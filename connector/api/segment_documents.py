@@ -25,7 +25,16 @@ def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
         "created_at": segment.created_at,
         "updated_at": segment.updated_at,
         "last_evaluated_at": segment.last_evaluated_at,
+        "hq_origin": hq_origin(segment),
+        "edited_in_child": segment.edited_in_child,
     }
+
+
+def hq_origin(item: Segment | SegmentGroup) -> dict[str, int] | None:
+    """The HQ badge: the HQ workspace and item a synced copy comes from."""
+    if item.hq_item_id is None:
+        return None
+    return {"workspace_id": item.hq_workspace_id, "item_id": item.hq_item_id}
 
 
 def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
@@ -43,4 +52,12 @@ def members_result_json(result: manual.MembersResult, location: str) -> dict[str
 
 
 def group_json(group: SegmentGroup, segment_count: int) -> dict[str, Any]:
-    return {"id": group.id, "name": group.name, "segment_count": segment_count, "created_at": group.created_at}
+    return {
+        "id": group.id,
+        "name": group.name,
+        "description": group.description,
+        "segment_count": segment_count,
+        "created_at": group.created_at,
+        "hq_origin": hq_origin(group),
+        "edited_in_child": group.edited_in_child,
+    }

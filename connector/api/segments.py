@@ -33,11 +33,12 @@ from connector.api.context import unit_of_work, workspace_id
 from connector.api.problems import concurrent_change, invalid, located
 from connector.api.segment_documents import evaluation_json, group_json, members_result_json, segment_json
 from connector.models import (
+    Member,
     Segment,
     SegmentKind,
     SubjectType,
 )
-from connector.segments import manual, reads, service
+from connector.segments import groups, hq, manual, reads, service, sharing
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
 groups_bp = workspace_blueprint("segment_groups", "segments", "/segment-groups")
@@ -73,6 +74,7 @@ class SegmentCreate(_Body):
     kind: SegmentKind = SegmentKind.DYNAMIC
     group_id: int | None = Field(None, ge=1, le=MAX_ID)
     conditions: dict[str, Any] | None = Field(None, description="The condition tree (dynamic segments)")
+    sync_to_children: bool = Field(False, description="An HQ workspace: sync it to all child workspaces at once")
 
 
 class SegmentUpdate(_Body):
@@ -150,6 +152,13 @@ class CsvUpload(RawModel):
 
 class GroupBody(_Body):
     name: str = Field(min_length=1, max_length=service.NAME_MAX)
+    description: str = Field("", max_length=service.DESCRIPTION_MAX)
+    sync_to_children: bool = Field(False, description="An HQ workspace: sync it to all child workspaces at once")
+
+
+class GroupUpdate(_Body):
+    name: str | None = Field(None, min_length=1, max_length=service.NAME_MAX)
+    description: str | None = Field(None, max_length=service.DESCRIPTION_MAX)
 
 
 # -- errors ----------------------------------------------------------------------------------------------------------
@@ -186,7 +195,8 @@ def list_segments(path: WorkspacePath, query: SegmentListQuery):
 
 @segments_bp.post("")
 def create_segment(path: WorkspacePath, body: SegmentCreate):
-    """Create a segment. A dynamic one is evaluated before the answer (its members are current)."""
+    """Create a segment. A dynamic one is evaluated before the answer (its members are current). With
+    ``sync_to_children`` (HQ admins), it is synced to every child workspace too and the answer has the report."""
     with service_errors(), unit_of_work() as session:
         segment = service.create_segment(
             session,
@@ -199,7 +209,12 @@ def create_segment(path: WorkspacePath, body: SegmentCreate):
             group_id=body.group_id,
             member_id=g.member.id,
         )
-        return _segment_answer(session, segment), 201
+        answer = _segment_answer(session, segment)
+        if body.sync_to_children:
+            answer["hq_sync"] = hq.sync_to_children(
+                session, session.get(Member, g.member.id), g.access, items={"segments": [segment.id]}
+            )
+        return answer, 201
 
 
 @segments_bp.get("/<int:segment_id>")
@@ -224,9 +239,11 @@ def update_segment(path: SegmentPath, body: SegmentUpdate):
 
 @segments_bp.delete("/<int:segment_id>")
 def delete_segment(path: SegmentPath):
-    """Delete a segment; 409 listing what uses it (segments, syncs, …) while anything does."""
+    """Delete a segment; 409 listing what uses it (segments, syncs, …, and uses where it is shared) while anything
+    does."""
     with service_errors(), unit_of_work() as session:
-        service.delete_segment(session, service.get_segment(session, workspace_id(), path.segment_id))
+        segment = service.get_segment(session, workspace_id(), path.segment_id)
+        sharing.delete_segment(session, session.get(Member, g.member.id), segment)
     return "", 204
 
 
@@ -449,9 +466,15 @@ def list_groups(path: WorkspacePath):
 
 @groups_bp.post("")
 def create_group(path: WorkspacePath, body: GroupBody):
-    """Create a segment group (a folder of segments)."""
+    """Create a segment group (a folder of segments); ``sync_to_children`` as for segments."""
     with service_errors(), unit_of_work() as session:
-        return group_json(service.create_group(session, workspace_id(), body.name), 0), 201
+        group = groups.create_group(session, workspace_id(), body.name, body.description)
+        answer = group_json(group, 0)
+        if body.sync_to_children:
+            answer["hq_sync"] = hq.sync_to_children(
+                session, session.get(Member, g.member.id), g.access, items={"segment_groups": [group.id]}
+            )
+        return answer, 201
 
 
 @groups_bp.get("/<int:group_id>")
@@ -465,10 +488,14 @@ def get_group(path: GroupPath):
 
 
 @groups_bp.patch("/<int:group_id>")
-def rename_group(path: GroupPath, body: GroupBody):
-    """Rename a group."""
+def rename_group(path: GroupPath, body: GroupUpdate):
+    """Rename and/or describe a group."""
+    given = {name: getattr(body, name) for name in body.model_fields_set}
+    for name, value in given.items():
+        if value is None:
+            raise invalid(f"body.{name}", "must not be null")
     with service_errors(), unit_of_work() as session:
-        group = service.rename_group(session, service.get_group(session, workspace_id(), path.group_id), body.name)
+        group = groups.update_group(session, service.get_group(session, workspace_id(), path.group_id), **given)
         count = len(service.list_segments(session, workspace_id(), group_id=group.id))
         return group_json(group, count)
 

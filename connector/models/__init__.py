@@ -39,6 +39,7 @@ from connector.models.syncs import (
     SyncSegment,
 )
 from connector.models.tenancy import ApiToken, Company, Member, Role, Workspace, WorkspaceMembership
+from connector.models.workspaces import HqSyncReport, SegmentMapping, SegmentShare
 
 __all__ = [
     "Account",
@@ -53,6 +54,7 @@ __all__ = [
     "Event",
     "Erasure",
     "EventKind",
+    "HqSyncReport",
     "Member",
     "MembershipChange",
     "ObjectRecord",
@@ -65,8 +67,10 @@ __all__ = [
     "Segment",
     "SegmentGroup",
     "SegmentKind",
+    "SegmentMapping",
     "SegmentMembership",
     "SegmentMembershipEvent",
+    "SegmentShare",
     "SubjectType",
     "Sync",
     "SyncMode",

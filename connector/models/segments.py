@@ -16,6 +16,9 @@ from connector.models.subjects import SubjectType
 class SegmentKind(enum.StrEnum):
     DYNAMIC = "dynamic"
     MANUAL = "manual"
+    # A segment shared from another workspace of the company: its members are this workspace's users matching a
+    # member of the source segment by device id (``connector.segments.sharing``).
+    SHARED = "shared"
 
 
 class MembershipChange(enum.StrEnum):
@@ -32,6 +35,12 @@ class SegmentGroup(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Synced from an HQ workspace (``connector.segments.hq``): the HQ workspace and its group; ``edited_in_child``
+    # once this workspace's admins changed the copy.
+    hq_workspace_id: Mapped[int | None] = mapped_column(BigId)
+    hq_item_id: Mapped[int | None] = mapped_column(BigId)
+    edited_in_child: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -59,6 +68,12 @@ class Segment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_evaluated_at: Mapped[datetime | None]
+    # Synced from an HQ workspace: the HQ workspace and its segment (the HQ badge); ``edited_in_child`` once this
+    # workspace's admins changed the copy ("only where missing" then keeps it). No foreign keys: the origin lives
+    # in another workspace, and a badge outlives its HQ item.
+    hq_workspace_id: Mapped[int | None] = mapped_column(BigId)
+    hq_item_id: Mapped[int | None] = mapped_column(BigId)
+    edited_in_child: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SegmentMembership(Base):

@@ -72,8 +72,10 @@ from connector.models import (
     EventKind,
     ObjectRecord,
     ObjectType,
+    Platform,
     Segment,
     SegmentMembership,
+    SegmentShare,
     SubjectType,
     User,
     UserTag,
@@ -92,6 +94,7 @@ from connector.segments.conditions import (
     ObjectCondition,
     PageViewCondition,
     SegmentCondition,
+    SharedSegmentCondition,
     TagCondition,
     UsersCondition,
     Window,
@@ -109,6 +112,9 @@ OBJECTS = ObjectRecord.__table__
 OBJECT_TYPES = ObjectType.__table__
 SEGMENTS = Segment.__table__
 MEMBERSHIPS = SegmentMembership.__table__
+SHARES = SegmentShare.__table__
+# The device ids that match across workspaces: IDFV on iOS, Android ID on Android (a web id is per site).
+MATCHING_PLATFORMS = (Platform.IOS, Platform.ANDROID)
 
 SubjectIds = Select | Iterable[int] | None
 
@@ -583,6 +589,31 @@ def _users(node: UsersCondition, scope: Scope) -> ColumnElement[bool]:
     return not_(_at_least(scope, source, key, [*clauses, condition], node.count + 1))
 
 
+def _shared_segment(node: SharedSegmentCondition, scope: Scope) -> ColumnElement[bool]:
+    """Some iOS or Android device of the user has the vendor id of a device of a member of the shared segment in its
+    workspace. The share must name this workspace as its target (the wall holds: another share matches nothing)."""
+    own, theirs = scope.alias(DEVICES), scope.alias(DEVICES)
+    members, shares = scope.alias(MEMBERSHIPS), scope.alias(SHARES)
+    source = (
+        own.join(
+            theirs,
+            and_(theirs.c.platform == own.c.platform, theirs.c.vendor_device_id == own.c.vendor_device_id),
+        )
+        .join(shares, theirs.c.workspace_id == shares.c.source_workspace_id)
+        .join(
+            members,
+            and_(members.c.subject_id == theirs.c.user_id, members.c.segment_id == shares.c.source_segment_id),
+        )
+    )
+    clauses = [
+        own.c.workspace_id == scope.workspace_id,
+        own.c.platform.in_(MATCHING_PLATFORMS),
+        shares.c.id == node.share_id,
+        shares.c.target_workspace_id == scope.workspace_id,
+    ]
+    return _exists(scope, source, own.c.user_id, clauses)
+
+
 LEAVES: dict[type, Callable[[Any, Scope], ColumnElement[bool]]] = {
     AttributeCondition: _attribute,
     TagCondition: _tag,
@@ -593,4 +624,5 @@ LEAVES: dict[type, Callable[[Any, Scope], ColumnElement[bool]]] = {
     UsersCondition: _users,
     SegmentCondition: _segment,
     AccountSegmentCondition: _account_segment,
+    SharedSegmentCondition: _shared_segment,
 }

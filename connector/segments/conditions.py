@@ -110,6 +110,7 @@ table has it:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -331,6 +332,22 @@ class AccountSegmentCondition(_Model):
     type: Literal["account_segment"]
     operator: Literal["in", "not_in"] = "in"
     segment_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class SharedSegmentCondition(_Model):
+    """The users matching, by device id, a member of a segment shared with this workspace (``segment_shares``).
+
+    Not part of the language (``Node``): no one writes it; it is the stored definition of a ``shared`` segment,
+    made by ``connector.segments.sharing`` and compiled like a leaf."""
+
+    type: Literal["shared_segment"] = "shared_segment"
+    share_id: int
+
+
+@functools.cache
+def shared_condition(share_id: int) -> SharedSegmentCondition:
+    """The definition of a share's stand-in (one object per share, so compiled queries are reused)."""
+    return SharedSegmentCondition(share_id=share_id)
 
 
 Node = Annotated[

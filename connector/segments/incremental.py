@@ -32,6 +32,7 @@ from connector.computed import refresh_for_changes
 from connector.models import Account, AccountUser, SegmentKind, SubjectType, User, utcnow
 from connector.scratch import id_set
 from connector.segments.membership import Evaluation, evaluate_subjects, refresh_segments, workspace_segments
+from connector.segments.sharing import follow_source_devices
 
 # Past this many subjects for one segment, evaluating the whole segment is cheaper than listing the subjects.
 FULL_REFRESH_ABOVE = 20_000
@@ -55,7 +56,7 @@ def apply_changes(session: Session, workspace_id: int, changes: ChangeSet) -> Ev
     related_accounts: set[int] | None = None
     scopes: dict[int, set[int]] = {}
     for segment in segments.values():
-        if segment.kind != SegmentKind.DYNAMIC:
+        if segment.kind == SegmentKind.MANUAL:
             continue
         segment_id, subject_type, deps = segment.id, segment.subject_type, segment.dependencies
         scope: set[int] = set()
@@ -93,6 +94,8 @@ def apply_changes(session: Session, workspace_id: int, changes: ChangeSet) -> Ev
     for subject_type, ids in ((SubjectType.USER, users), (SubjectType.ACCOUNT, accounts)):
         if ids:
             refresh_for_changes(session, workspace_id, subject_type, _ids_scope(session, ids), kinds)
+    if "device" in kinds:
+        follow_source_devices(session, workspace_id, users, now)
     return evaluation
 
 

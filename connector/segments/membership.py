@@ -98,8 +98,9 @@ from connector.scratch import (
     scratch,
 )
 from connector.segments.compiler import LateValues, compile_condition
-from connector.segments.conditions import Node, parse_conditions
+from connector.segments.conditions import Node, parse_conditions, shared_condition
 from connector.segments.ordering import dependents_of, evaluation_levels, references_in
+from connector.segments.shared_members import matching_users, shared_stand_ins
 
 MEMBERS = SegmentMembership.__table__
 SEGMENTS = Segment.__table__
@@ -271,7 +272,7 @@ class _Run:
             batch = {
                 i: scope
                 for i, scope in batch.items()
-                if scope == RECORDED or self.segments[i].kind == SegmentKind.DYNAMIC
+                if scope == RECORDED or self.segments[i].kind != SegmentKind.MANUAL
             }
             # Many subjects each: one segment at a time (its diff is big; batching buys nothing).
             for segment_id, scope in batch.items():
@@ -286,7 +287,29 @@ class _Run:
             few = [i for i, scope in batch.items() if isinstance(scope, set) or scope == RECORDED]
             self._finish({i: counts.get(i, (0, 0)) for i in few}, progress)
         self._refresh_segments_property()
+        self._follow_shares()
         return self.evaluation
+
+    def _follow_shares(self) -> None:
+        """Segments of this run shared with other workspaces: their stand-ins there are re-evaluated for the users
+        matching, by device, the users whose membership changed here (all their users past CHANGED_IDS_LIMIT)."""
+        changed = [
+            i
+            for i, (entered, exited) in self.evaluation.counts.items()
+            if (entered or exited)
+            and self.segments[i].subject_type == SubjectType.USER
+            and self.segments[i].kind != SegmentKind.SHARED  # a stand-in is never shared on
+        ]
+        stand_ins = shared_stand_ins(self.session, changed) if changed else {}
+        for target_id, proxy_ids in stand_ins.items():
+            users = None if self.evaluation.changed is None else self.evaluation.changed.get(SubjectType.USER, set())
+            if users is not None and len(users) <= CHANGED_IDS_LIMIT:
+                matched = set(self.session.scalars(matching_users(self.workspace_id, target_id, sorted(users))))
+                if len(matched) <= CHANGED_IDS_LIMIT:
+                    if matched:
+                        evaluate_subjects(self.session, target_id, dict.fromkeys(proxy_ids, matched), now=self.now)
+                    continue
+            refresh_segments(self.session, target_id, proxy_ids, now=self.now)
 
     def _finish(self, counts: dict[int, tuple[int, int]], progress: Callable[[int], None] | None) -> None:
         """Apply the segments' differences, record them, and pass them on to the segments referencing them."""
@@ -326,6 +349,8 @@ class _Run:
 
     @staticmethod
     def _node(segment: SegmentRow) -> Node:
+        if segment.kind == SegmentKind.SHARED:
+            return shared_condition(segment.conditions["share_id"])
         return parsed_conditions(segment.id, segment.conditions, segment.subject_type)
 
     def _condition(self, segment: SegmentRow, subject_ids) -> Select:
@@ -699,7 +724,7 @@ def refresh_segments(
     wanted = set(run.segments) if segment_ids is None else set(segment_ids)
     for segment_id in sorted(wanted):
         segment = run.segments.get(segment_id)
-        if segment is not None and segment.kind == SegmentKind.DYNAMIC:
+        if segment is not None and segment.kind != SegmentKind.MANUAL:
             run.add_full(segment_id)
     return run.execute(progress)
 
@@ -785,7 +810,7 @@ def rename_recompute(session: Session, segment: Segment) -> None:
 
 def time_relative_workspaces(session: Session) -> list[int]:
     """The workspaces that have time-relative segments (to refresh them one transaction per workspace)."""
-    query = select(Segment.workspace_id).where(Segment.is_time_relative.is_(True), Segment.kind == SegmentKind.DYNAMIC)
+    query = select(Segment.workspace_id).where(Segment.is_time_relative.is_(True), Segment.kind != SegmentKind.MANUAL)
     return list(session.scalars(query.distinct().order_by(Segment.workspace_id)))
 
 
@@ -799,7 +824,7 @@ def refresh_time_relative_segments(
     one transaction per workspace (``time_relative_workspaces``).
     """
     query = select(Segment.workspace_id, Segment.id).where(
-        Segment.is_time_relative.is_(True), Segment.kind == SegmentKind.DYNAMIC
+        Segment.is_time_relative.is_(True), Segment.kind != SegmentKind.MANUAL
     )
     if workspace_id is not None:
         query = query.where(Segment.workspace_id == workspace_id)
@@ -821,7 +846,7 @@ def refresh_cadence(session: Session) -> timedelta | None:
     time-relative segment (``CADENCE_BY_UNIT``); None when no segment is time-relative (no job is needed)."""
     smallest = session.scalar(
         select(func.min(Segment.time_unit_seconds)).where(
-            Segment.is_time_relative.is_(True), Segment.kind == SegmentKind.DYNAMIC
+            Segment.is_time_relative.is_(True), Segment.kind != SegmentKind.MANUAL
         )
     )
     if smallest is None:

@@ -114,6 +114,18 @@ def find_usages(session: Session, segment: Segment) -> list[Usage]:
     return [usage for finder in _usage_finders for usage in finder(session, segment)]
 
 
+# -- rename listeners: what follows a segment's name elsewhere (its stand-ins where it is shared) registers here. --
+
+RenameListener = Callable[[Session, Segment], None]
+_rename_listeners: list[RenameListener] = []
+
+
+def register_rename_listener(listener: RenameListener) -> RenameListener:
+    """Call ``listener(session, segment)`` after every rename (usable as a decorator)."""
+    _rename_listeners.append(listener)
+    return listener
+
+
 @register_usage_finder
 def _segments_referencing(session: Session, segment: Segment) -> list[Usage]:
     rows = session.execute(
@@ -232,6 +244,11 @@ def update_segment(
     """Change what is given. A new definition (conditions or subject type) is evaluated at once; a rename
     recomputes the members' ``Segments``. Changing the subject type is refused while something uses the segment."""
     errors: list[dict[str, str]] = []
+    if segment.kind == SegmentKind.SHARED and any(
+        v is not _UNSET for v in (name, description, subject_type, conditions)
+    ):
+        reason = "a segment shared from another workspace is defined there; only its group can change here"
+        raise InvalidSegmentError([{"field": "", "reason": reason}])
     if kind is not _UNSET and SegmentKind(kind) != segment.kind:
         errors.append({"field": "kind", "reason": "the kind of a segment cannot change; create another segment"})
     new_name = segment.name if name is _UNSET else _checked_name(name, "name")
@@ -275,11 +292,15 @@ def update_segment(
     segment.updated_by_id = member_id
     segment.updated_at = utcnow()
     session.flush()
+    if segment.hq_item_id is not None:
+        segment.edited_in_child = True  # an HQ sync that writes the copy clears it again
     if definition_changes and segment.kind == SegmentKind.DYNAMIC:
         refresh_segments(session, segment.workspace_id, [segment.id])
     if renamed:
         # Members who neither entered nor left still carry the old name in their Segments.
         rename_recompute(session, segment)
+        for listener in _rename_listeners:
+            listener(session, segment)
     return segment
 
 
@@ -332,8 +353,8 @@ def explain_membership(session: Session, segment: Segment, subject_id: int, now:
     """Why a subject is or is not in a segment: the tree with every node's result and what was observed."""
     is_member = session.get(SegmentMembership, {"segment_id": segment.id, "subject_id": subject_id}) is not None
     result: dict[str, Any] = {"segment_id": segment.id, "subject_id": subject_id, "member": is_member}
-    if segment.kind == SegmentKind.MANUAL:
-        result["explanation"] = {"type": "manual", "matched": is_member}
+    if segment.kind != SegmentKind.DYNAMIC:
+        result["explanation"] = {"type": segment.kind.value, "matched": is_member}
         return result
     node = parsed_conditions(segment.id, segment.conditions, segment.subject_type)
     result["explanation"] = explain(
@@ -459,7 +480,9 @@ def _checked_definition(
 ) -> Node | None:
     """The parsed tree (None for a manual segment), or ``InvalidSegmentError`` with every error found."""
     node = None
-    if kind == SegmentKind.MANUAL:
+    if kind == SegmentKind.SHARED:
+        errors.append({"field": "kind", "reason": "shared segments are made by sharing a segment from its workspace"})
+    elif kind == SegmentKind.MANUAL:
         if conditions is not None:
             errors.append({"field": "conditions", "reason": "manual segments have no conditions; members are added"})
     elif conditions is None:
