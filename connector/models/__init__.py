@@ -11,6 +11,7 @@ from connector.models.segments import (
     SegmentMembership,
     SegmentMembershipEvent,
 )
+from connector.models.sources import ModelKind, Source, SourceModel, SourceRow, SourceRun, SourceRunError
 from connector.models.subjects import (
     Account,
     AccountTag,
@@ -51,6 +52,7 @@ __all__ = [
     "Event",
     "EventKind",
     "Member",
+    "ModelKind",
     "MembershipChange",
     "ObjectRecord",
     "ObjectType",
@@ -64,6 +66,11 @@ __all__ = [
     "SegmentKind",
     "SegmentMembership",
     "SegmentMembershipEvent",
+    "Source",
+    "SourceModel",
+    "SourceRow",
+    "SourceRun",
+    "SourceRunError",
     "SubjectType",
     "Sync",
     "SyncMode",
