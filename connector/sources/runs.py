@@ -110,24 +110,38 @@ def claim_run(session: Session, model_id: int, trigger: str) -> SourceRun:
     return run
 
 
-def run_model(
-    db: Database, model_id: int, box: SecretBox, trigger: str = "manual", *, chunk_size: int = CHUNK_SIZE
-) -> RunOutcome:
-    """Run one model now, in this thread. ``NotFoundError`` for no such model, ``ConflictError`` when a run of it
-    is going; every other failure is recorded as a failed run and returned."""
+@dataclass
+class PreparedRun:
+    """A claimed run, ready to execute (``execute_run``): the lease is taken and committed."""
+
+    run_id: int
+    model_id: int
+    url: str
+    snapshot: _Snapshot
+
+
+def prepare_run(
+    db: Database, model_id: int, box: SecretBox, trigger: str = "manual", *, workspace_id: int | None = None
+) -> PreparedRun:
+    """Claim a run of a model (within ``workspace_id`` when given). ``NotFoundError`` for no such model,
+    ``ConflictError`` when a run of it is going."""
     with db.session() as session:
         model = session.get(SourceModel, model_id)
-        if model is None:
+        if model is None or (workspace_id is not None and model.workspace_id != workspace_id):
             raise NotFoundError("model")
         source = session.get(Source, model.source_id)
         run_id = claim_run(session, model_id, trigger).id
-        url = box.decrypt(source.url_encrypted)["url"]
-        snapshot = _Snapshot.of(model)
+        return PreparedRun(run_id, model_id, box.decrypt(source.url_encrypted)["url"], _Snapshot.of(model))
+
+
+def execute_run(db: Database, prepared: PreparedRun, *, chunk_size: int = CHUNK_SIZE) -> RunOutcome:
+    """Read and write a claimed run to its end; every failure is recorded on the run and returned as failed."""
+    run_id, model_id, snapshot = prepared.run_id, prepared.model_id, prepared.snapshot
     counts = _Counts()
     try:
-        _read_and_write(db, url, snapshot, run_id, counts, chunk_size)
+        _read_and_write(db, prepared.url, snapshot, run_id, counts, chunk_size)
         if snapshot.deletes == "clear":
-            _clear_deleted(db, url, snapshot, run_id, counts)
+            _clear_deleted(db, prepared.url, snapshot, run_id, counts)
     except (InvalidError, TypeMappingError, SQLAlchemyError) as exc:
         error = _describe(exc)
         _finish(db, run_id, RunStatus.FAILED.value, counts, error)
@@ -140,6 +154,13 @@ def run_model(
     _finish(db, run_id, status, counts, None)
     log.info("source model %s: run %s %s %s", model_id, run_id, status, counts.as_dict())
     return RunOutcome(run_id, model_id, status, counts.as_dict())
+
+
+def run_model(
+    db: Database, model_id: int, box: SecretBox, trigger: str = "manual", *, chunk_size: int = CHUNK_SIZE
+) -> RunOutcome:
+    """Run one model now, in this thread (``prepare_run`` then ``execute_run``)."""
+    return execute_run(db, prepare_run(db, model_id, box, trigger), chunk_size=chunk_size)
 
 
 @dataclass

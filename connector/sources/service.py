@@ -8,9 +8,10 @@ mask as password keeps the stored one.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote_plus
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session
 
 from connector.errors import ConflictError, InvalidError, NotFoundError
@@ -34,7 +35,7 @@ SECRET_QUERY_WORDS = ("pass", "secret", "token", "key", "credential")
 def masked_url(url: URL) -> str:
     query = {k: MASK if any(word in k.lower() for word in SECRET_QUERY_WORDS) else v for k, v in url.query.items()}
     shown = url.set(password=MASK if url.password else None, query=query)
-    return shown.render_as_string(hide_password=False)
+    return shown.render_as_string(hide_password=False).replace(quote_plus(MASK), MASK)
 
 
 def _stored_url(source: Source, box: SecretBox) -> str:
@@ -44,9 +45,10 @@ def _stored_url(source: Source, box: SecretBox) -> str:
 def _new_url(url: str, box: SecretBox, previous: Source | None = None) -> tuple[str, str]:
     """(encrypted URL, display URL). The mask in place of the password (or a secret query value) keeps the
     stored value."""
-    parsed = parse_url(url)
+    parse_url(url)
+    parsed = make_url(url)
     if previous is not None:
-        old = parse_url(_stored_url(previous, box))
+        old = make_url(_stored_url(previous, box))
         if parsed.password == MASK:
             parsed = parsed.set(password=old.password)
         query = {k: old.query.get(k, v) if v == MASK else v for k, v in parsed.query.items()}
@@ -236,6 +238,11 @@ def model_json(model: SourceModel) -> dict[str, Any]:
         "deletes": model.deletes,
         "enabled": model.enabled,
     }
+
+
+def source_and_model(session: Session, workspace_id: int, source_id: int, model_id: int):
+    """A model with its source (to check it outside the transaction)."""
+    return get_source(session, workspace_id, source_id), get_model(session, workspace_id, source_id, model_id)
 
 
 def check_model(source: Source, model: SourceModel, box: SecretBox) -> dict[str, Any]:
