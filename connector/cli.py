@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "connector.ingest.commands",
     "connector.segments.commands",
     "connector.syncs.commands",
+    "connector.sources.commands",
     "connector.scheduling.commands",
     "connector.testing.commands",
 )

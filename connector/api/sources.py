@@ -22,6 +22,7 @@ from connector.api.common import MAX_ID, WorkspacePath, workspace_blueprint
 from connector.api.context import database, unit_of_work, workspace_id
 from connector.api.problems import ProblemError, conflict, not_found
 from connector.errors import ConflictError, InvalidError, NotFoundError
+from connector.scheduling import notify_sync_changed
 from connector.security import SecretBox
 from connector.sources import service
 from connector.sources.config import ModelIn, ModelPatch, SourceIn, SourcePatch
@@ -91,7 +92,9 @@ def list_sources(path: WorkspacePath):
 def create_source(path: WorkspacePath, body: SourceIn):
     """Create a source from a SQLAlchemy URL (stored encrypted) and an optional schedule."""
     with _service_errors(), unit_of_work() as session:
-        return service.source_json(service.create_source(session, workspace_id(), _box(), body)), 201
+        answer = service.source_json(service.create_source(session, workspace_id(), _box(), body))
+    notify_sync_changed()  # the scheduler reconciles source jobs with sync jobs
+    return answer, 201
 
 
 @bp.get("/<int:source_id>")
@@ -104,8 +107,9 @@ def get_source(path: SourcePath):
 def update_source(path: SourcePath, body: SourcePatch):
     """Rename, re-point (a URL whose password is the mask keeps the stored one), reschedule, enable or disable."""
     with _service_errors(), unit_of_work() as session:
-        source = service.update_source(session, workspace_id(), path.source_id, _box(), body)
-        return service.source_json(source)
+        answer = service.source_json(service.update_source(session, workspace_id(), path.source_id, _box(), body))
+    notify_sync_changed()
+    return answer
 
 
 @bp.delete("/<int:source_id>")
@@ -113,6 +117,7 @@ def delete_source(path: SourcePath):
     """Delete a source, its models and their history (the data they wrote stays)."""
     with _service_errors(), unit_of_work() as session:
         service.delete_source(session, workspace_id(), path.source_id)
+    notify_sync_changed()
     return "", 204
 
 
