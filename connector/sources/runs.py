@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, column, delete, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -326,13 +327,29 @@ def _stored_hashes(session: Session, model_id: int, keys: Sequence[str]) -> dict
 
 
 def _remember(session: Session, model_id: int, written: dict[str, str]) -> None:
+    """Upsert the hashes of the rows written. On PostgreSQL the rows travel as one JSON parameter (see
+    ``connector.ingest.statements.insert_rows``): one short statement, where an executemany costs a round trip each."""
     if not written:
         return
-    statement = insert_into(session, SourceRow)
+    rows = [{"model_id": model_id, "row_key": k, "row_hash": h} for k, h in written.items()]
+    table = SourceRow.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        records = (
+            func.jsonb_to_recordset(bindparam(None, rows, type_=postgresql.JSONB))
+            .table_valued(*[column(name, table.c[name].type) for name in rows[0]])
+            .render_derived(with_types=True)
+        )
+        statement = postgresql.insert(table).from_select(list(rows[0]), select(*records.c))
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["model_id", "row_key"], set_={"row_hash": statement.excluded.row_hash}
+            )
+        )
+        return
+    statement = insert_into(session, table)
     statement = statement.on_conflict_do_update(
         index_elements=["model_id", "row_key"], set_={"row_hash": statement.excluded.row_hash}
     )
-    rows = [{"model_id": model_id, "row_key": k, "row_hash": h} for k, h in written.items()]
     for start in range(0, len(rows), MAX_BATCH):
         session.execute(statement, rows[start : start + MAX_BATCH])
 
