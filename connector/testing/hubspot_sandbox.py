@@ -50,6 +50,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import click
 
+from connector.testing.hubspot_lists import LIST_ROUTES, LIST_WRITE_ROUTES, ListsMixin
+
 MAX_BATCH = 100
 DAILY_LIMIT = 1_000_000
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -401,12 +403,13 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-get"),
         ("PATCH", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-update"),
         ("DELETE", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-archive"),
+        *LIST_ROUTES,
     ]
 ]
-WRITE_ROUTES |= {"group-create", "property-create", "property-update", "property-archive"}
+WRITE_ROUTES |= {"group-create", "property-create", "property-update", "property-archive"} | LIST_WRITE_ROUTES
 
 
-class HubSpotSandbox:
+class HubSpotSandbox(ListsMixin):
     """The fake HubSpot. ``token=None`` accepts any bearer token; ``rate_limit=(requests, seconds)``."""
 
     def __init__(
@@ -501,6 +504,7 @@ class HubSpotSandbox:
             self._rejected_inputs = 0
             self._refused_batches = 0
             self._rate_limited = 0
+            self._reset_lists()
 
     def reset(self) -> None:
         """Forget every record, property change, counter and fault."""
@@ -635,6 +639,14 @@ class HubSpotSandbox:
         if fault == "timeout":
             reply.delay = plan.timeout_s if plan else 0.0
         return reply
+
+    @staticmethod
+    def _answer(status: int, body: Any) -> Reply:
+        return Reply(status, body)
+
+    @staticmethod
+    def _fail(status: int, message: str, category: str = "VALIDATION_ERROR", **extra: Any) -> Reply:
+        return _error(status, message, category, **extra)
 
     def _draw(self, plan: FaultPlan, writes: bool) -> tuple[str | None, bool]:
         roll = self._fault_rng.random()
