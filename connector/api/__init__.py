@@ -6,8 +6,8 @@ from flask_openapi3 import OpenAPI
 
 
 def register_api(app: OpenAPI) -> None:
-    from connector.api import ingest, segments, sources, subjects, syncs, workspaces
+    from connector.api import ingest, lists, segments, sources, subjects, syncs, workspaces
 
-    for module in (workspaces, ingest, subjects, segments, syncs, sources):
+    for module in (workspaces, ingest, subjects, segments, syncs, lists, sources):
         for blueprint in module.blueprints():
             app.register_api(blueprint)

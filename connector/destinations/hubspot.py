@@ -211,14 +211,14 @@ class HubSpotDestination(Destination):
         super().__init__(config)
         import urllib3
         from hubspot import HubSpot
-        from hubspot.crm import companies, contacts, properties
+        from hubspot.crm import companies, contacts, lists, properties
 
         options: dict[str, Any] = {"access_token": self.config.access_token.get_secret_value()}
         if self.config.base_url:
             options["host"] = self.config.base_url
         # No urllib3 retries: the sync engine retries, knowing a 429 from a refused record. False (not None)
         # also makes urllib3 raise timeouts and dropped connections as they are, not as MaxRetryError.
-        client = HubSpot(retry=False, **options)
+        self._client = client = HubSpot(retry=False, **options)
         crm = client.crm
         # Every attribute access builds a new ApiClient and connection pool: build each api once.
         self._apis = {
@@ -233,6 +233,7 @@ class HubSpotDestination(Destination):
             contacts.ApiException,
             companies.ApiException,
             properties.ApiException,
+            lists.ApiException,
         )
         self._network_errors: tuple[type[Exception], ...] = (urllib3.exceptions.HTTPError, OSError)
 

@@ -1,6 +1,7 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
 from connector.models.base import Base, utcnow
+from connector.models.lists import ListSync, SyncList, SyncListMember
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
     ComputedValue,
@@ -51,6 +52,7 @@ __all__ = [
     "Device",
     "Event",
     "EventKind",
+    "ListSync",
     "Member",
     "ModelKind",
     "MembershipChange",
@@ -73,6 +75,8 @@ __all__ = [
     "SourceRunError",
     "SubjectType",
     "Sync",
+    "SyncList",
+    "SyncListMember",
     "SyncMode",
     "SyncRecord",
     "SyncRun",

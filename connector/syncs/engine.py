@@ -46,6 +46,7 @@ from connector.destinations import (
 from connector.models import Destination, RunStatus, Segment, Sync, SyncMode, utcnow
 from connector.security import SecretBox
 from connector.syncs import records as store
+from connector.syncs.lists import is_list_sync, sync_lists
 from connector.syncs.locks import HEARTBEAT_SECONDS, LEASE_SECONDS, claim_run, heartbeat, skip_run
 from connector.syncs.mapping import Renderer, parse_mappings
 from connector.syncs.planner import (
@@ -278,6 +279,8 @@ class _Runner:
                 ", dry run" if self.dry_run else "",
             )
             self._plan_and_send()
+            if not self.dry_run and not self.stopping and is_list_sync(self.db, self.sync_id):
+                sync_lists(self.db, self.run_id, self.sync_id, self.plugin, self.object_type, self._request)
         except Exception as exc:
             self._fail(exc)
         finally:
@@ -481,6 +484,10 @@ class _Runner:
         """In a worker thread: one batch, retried on transient failures."""
         call = self.plugin.remove if op == "remove" else self.plugin.write
         return self.retry.call(self._answered(call), self.write_plan, outbound)
+
+    def _request(self, call: Callable[..., Any], *args: Any) -> Any:
+        """One request of the list sync, under the run's retry policy and rate limiter."""
+        return self.retry.call(self._answered(call), *args)
 
     def _answered(self, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call``, tracked by the rate limiter (each attempt): its requests count until they are answered, so the
