@@ -206,6 +206,7 @@ class HubSpotDestination(Destination):
     default_rate_limit = (100, 10.0)
     objects = ("contacts", "companies")
     supports_remove = True
+    supports_create_only = True
 
     def __init__(self, config: HubSpotConfig | Mapping[str, Any]) -> None:
         super().__init__(config)
@@ -425,6 +426,8 @@ class HubSpotDestination(Destination):
         if records:
             if plan.mode == "update":
                 results.update(self._update(api, plan, records))
+            elif plan.mode == "create":
+                results.update(self._create_only(api, plan, records))
             else:
                 results.update(self._upsert(api, plan, records))
         return [results[record.key] for record in batch]
@@ -510,6 +513,15 @@ class HubSpotDestination(Destination):
         existing = [r for r in records if r.key in found]
         if existing:
             results.update(self._update_by_id(api, plan, existing, found))
+        return results
+
+    def _create_only(self, api: _ObjectApi, plan: WritePlan, records: list[OutboundRecord]) -> dict[str, RecordResult]:
+        """Create only records HubSpot does not have: those it has are left alone (``exists``)."""
+        found = self._find(api, plan, records)
+        results = {r.key: RecordResult.exists(r.key, found[r.key]) for r in records if r.key in found}
+        missing = [r for r in records if r.key not in found]
+        if missing:
+            results.update(self._upsert(api, plan, missing))
         return results
 
     def _update_by_id(

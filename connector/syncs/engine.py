@@ -92,6 +92,7 @@ class RunCounts:
     invalid: int = 0
     unchanged: int = 0
     unsent: int = 0
+    existing: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -344,8 +345,10 @@ class _Runner:
             object_type=self.object_type,
             identity_field=identity_field,
             fields=tuple(self.renderer.field_specs(self.segment_names)),
-            mode="update" if self.mode == SyncMode.UPDATE else "upsert",
+            mode={SyncMode.UPDATE: "update", SyncMode.CREATE: "create"}.get(self.mode, "upsert"),
         )
+        if self.mode == SyncMode.CREATE and not getattr(self.plugin, "supports_create_only", False):
+            raise ConfigError(f"{self.plugin.type} destinations cannot tell existing records: no create-only mode")
         limit = self.plugin.rate_limit
         self.limiter = None
         if limit and not self.dry_run:
@@ -557,7 +560,7 @@ class _Runner:
             result = by_key.get(str(item.subject_id)) or RecordResult.retry(
                 str(item.subject_id), "the destination gave no result for this record"
             )
-            if result.status == "ok":
+            if result.status in ("ok", "exists"):
                 if batch.op == "write":
                     delivered.append(
                         {
@@ -568,7 +571,9 @@ class _Runner:
                             "remote_id": result.remote_id,
                         }
                     )
-                    if item.change == Change.CHANGED:
+                    if result.status == "exists":
+                        self.counts.existing += 1
+                    elif item.change == Change.CHANGED:
                         self.counts.changed += 1
                     else:
                         self.counts.added += 1

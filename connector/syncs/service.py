@@ -650,7 +650,7 @@ def _normal_schedule(schedule: dict[str, Any]) -> dict[str, Any]:
 
 # -- runs --------------------------------------------------------------------------------------------------------
 
-COUNTS = ("planned", "added", "changed", "removed", "rejected", "invalid", "unchanged", "unsent")
+COUNTS = ("planned", "added", "changed", "removed", "rejected", "invalid", "unchanged", "unsent", "existing")
 
 
 def run_json(run: SyncRun) -> dict[str, Any]:

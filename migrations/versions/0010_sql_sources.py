@@ -9,7 +9,8 @@ account links, events or object records, with its cursor), ``source_rows`` (the 
 wrote, by key), ``source_runs`` (one per run of a model; a running run is the model's lease) and
 ``source_run_errors`` (rows that could not be taken, with their key and reason). For list syncs: ``list_syncs``
 (a sync that keeps a HubSpot static list per segment), ``sync_lists`` (the list id and name per segment) and
-``sync_list_members`` (members the destination acknowledged, by remote record id).
+``sync_list_members`` (members the destination acknowledged, by remote record id). ``sync_runs.existing``: records
+a create-only sync found remotely and left alone.
 """
 
 from collections.abc import Sequence
@@ -193,9 +194,14 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("sync_id", "segment_id", name=op.f("pk_sync_lists")),
     )
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("existing", sa.Integer(), server_default=sa.text("0"), nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.drop_column("existing")
+
     op.drop_table("sync_lists")
     op.drop_table("sync_list_members")
     op.drop_table("list_syncs")
