@@ -56,6 +56,23 @@ PROPERTY_TYPES = {
     "multi_select": ("enumeration", "checkbox"),
 }
 
+# Which existing HubSpot property types take the values of each field kind (strings take anything rendered).
+ACCEPTED_TYPES = {
+    "text": {"string"},
+    "multiline": {"string"},
+    "number": {"number", "string"},
+    "date": {"date", "datetime", "string"},
+    "bool": {"bool", "enumeration", "string"},
+    "multi_select": {"enumeration", "string"},
+}
+KIND_WORDS = {
+    "text": "text",
+    "multiline": "multi-line text",
+    "number": "a number",
+    "date": "a date",
+    "bool": "true or false",
+    "multi_select": "a list of names",
+}
 MAX_OPTION_VALUE = 3000  # characters HubSpot allows in an option value
 MAX_REASON = 1000  # characters of HubSpot's message kept as a rejection reason
 TRANSIENT_STATUSES = frozenset({408, 423, 429, 477}) | frozenset(range(500, 600))
@@ -187,6 +204,18 @@ def _retry_after(status: int, headers: Mapping[str, str], body: Mapping[str, Any
         return max(float(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds") or "") / 1000, 1.0)
     except ValueError:
         return 10.0
+
+
+def _type_problem(object_type: str, spec: FieldSpec, prop: Any) -> str | None:
+    """Why an existing property cannot take a field's values (e.g. ``Segments`` into a number), or None."""
+    if prop is None or spec.kind not in ACCEPTED_TYPES or prop.type in ACCEPTED_TYPES[spec.kind]:
+        return None
+    return (
+        f"HubSpot property {object_type}.{spec.name} is of type {prop.type} ({prop.field_type}), but the value "
+        f"mapped to it is {KIND_WORDS[spec.kind]}: map it to a property of type "
+        + " or ".join(sorted(ACCEPTED_TYPES[spec.kind]))
+        + " (or to a new name, which is created with the right type)"
+    )
 
 
 def _normal(identity: str) -> str:
@@ -390,6 +419,9 @@ class HubSpotDestination(Destination):
 
     def _ensure_property(self, object_type: str, spec: FieldSpec) -> None:
         prop = self._read_property(object_type, spec.name)
+        problem = _type_problem(object_type, spec, prop)
+        if problem:
+            raise ConfigError(problem)
         if prop is None:
             prop = self._create_property(object_type, spec)
         metadata = getattr(prop, "modification_metadata", None)
