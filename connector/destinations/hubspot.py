@@ -242,6 +242,7 @@ class HubSpotDestination(Destination):
         import urllib3
         from hubspot import HubSpot
         from hubspot.crm import companies, contacts, lists, properties
+        from hubspot.crm.associations import v4 as associations
 
         options: dict[str, Any] = {"access_token": self.config.access_token.get_secret_value()}
         if self.config.base_url:
@@ -264,6 +265,7 @@ class HubSpotDestination(Destination):
             companies.ApiException,
             properties.ApiException,
             lists.ApiException,
+            associations.ApiException,
         )
         self._network_errors: tuple[type[Exception], ...] = (urllib3.exceptions.HTTPError, OSError)
 

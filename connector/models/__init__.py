@@ -1,5 +1,6 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
+from connector.models.associations import SyncAssociation
 from connector.models.base import Base, utcnow
 from connector.models.lists import ListSync, SyncList, SyncListMember
 from connector.models.scheduling import SchedulerLease
@@ -75,6 +76,7 @@ __all__ = [
     "SourceRunError",
     "SubjectType",
     "Sync",
+    "SyncAssociation",
     "SyncList",
     "SyncListMember",
     "SyncMode",

@@ -46,6 +46,7 @@ from connector.destinations import (
 from connector.models import Destination, RunStatus, Segment, Sync, SyncMode, utcnow
 from connector.security import SecretBox
 from connector.syncs import records as store
+from connector.syncs.associations import associate_companies
 from connector.syncs.lists import is_list_sync, sync_lists
 from connector.syncs.locks import HEARTBEAT_SECONDS, LEASE_SECONDS, claim_run, heartbeat, skip_run
 from connector.syncs.mapping import Renderer, parse_mappings
@@ -282,6 +283,8 @@ class _Runner:
             self._plan_and_send()
             if not self.dry_run and not self.stopping and is_list_sync(self.db, self.sync_id):
                 sync_lists(self.db, self.run_id, self.sync_id, self.plugin, self.object_type, self._request)
+            if not self.dry_run and not self.stopping:
+                associate_companies(self.db, self.run_id, self.sync_id, self.plugin, self._request)
         except Exception as exc:
             self._fail(exc)
         finally:

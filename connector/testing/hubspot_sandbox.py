@@ -50,6 +50,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import click
 
+from connector.testing.hubspot_associations import (
+    ASSOCIATION_ROUTES,
+    ASSOCIATION_WRITE_ROUTES,
+    AssociationsMixin,
+)
 from connector.testing.hubspot_lists import LIST_ROUTES, LIST_WRITE_ROUTES, ListsMixin
 
 MAX_BATCH = 100
@@ -404,12 +409,17 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("PATCH", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-update"),
         ("DELETE", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-archive"),
         *LIST_ROUTES,
+        *ASSOCIATION_ROUTES,
     ]
 ]
-WRITE_ROUTES |= {"group-create", "property-create", "property-update", "property-archive"} | LIST_WRITE_ROUTES
+WRITE_ROUTES |= (
+    {"group-create", "property-create", "property-update", "property-archive"}
+    | LIST_WRITE_ROUTES
+    | ASSOCIATION_WRITE_ROUTES
+)
 
 
-class HubSpotSandbox(ListsMixin):
+class HubSpotSandbox(ListsMixin, AssociationsMixin):
     """The fake HubSpot. ``token=None`` accepts any bearer token; ``rate_limit=(requests, seconds)``."""
 
     def __init__(
@@ -505,6 +515,7 @@ class HubSpotSandbox(ListsMixin):
             self._refused_batches = 0
             self._rate_limited = 0
             self._reset_lists()
+            self._reset_associations()
 
     def reset(self) -> None:
         """Forget every record, property change, counter and fault."""

@@ -9,7 +9,8 @@ account links, events or object records, with its cursor), ``source_rows`` (the 
 wrote, by key), ``source_runs`` (one per run of a model; a running run is the model's lease) and
 ``source_run_errors`` (rows that could not be taken, with their key and reason). For list syncs: ``list_syncs``
 (a sync that keeps a HubSpot static list per segment), ``sync_lists`` (the list id and name per segment) and
-``sync_list_members`` (members the destination acknowledged, by remote record id). ``sync_runs.existing``: records
+``sync_list_members`` (members the destination acknowledged, by remote record id). ``sync_associations``: contact-company
+associations acknowledged per pair of syncs. ``sync_runs.existing``: records
 a create-only sync found remotely and left alone.
 """
 
@@ -196,9 +197,33 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("existing", sa.Integer(), server_default=sa.text("0"), nullable=False))
+    op.create_table(
+        "sync_associations",
+        sa.Column("contact_sync_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("company_sync_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("account_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("created_at", connector.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["company_sync_id"],
+            ["syncs.id"],
+            name=op.f("fk_sync_associations_company_sync_id_syncs"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_sync_id"],
+            ["syncs.id"],
+            name=op.f("fk_sync_associations_contact_sync_id_syncs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "contact_sync_id", "company_sync_id", "user_id", "account_id", name=op.f("pk_sync_associations")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sync_associations")
     with op.batch_alter_table("sync_runs", schema=None) as batch_op:
         batch_op.drop_column("existing")
 
