@@ -17,10 +17,12 @@ Errors: 401/403 -> ``ConfigError``; 429, 423, 477, 5xx, timeouts and dropped con
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -73,6 +75,7 @@ KIND_WORDS = {
     "bool": "true or false",
     "multi_select": "a list of names",
 }
+CUSTOM_OBJECT = re.compile(r"^2-\d+$")  # a custom object's object type id
 MAX_OPTION_VALUE = 3000  # characters HubSpot allows in an option value
 MAX_REASON = 1000  # characters of HubSpot's message kept as a rejection reason
 TRANSIENT_STATUSES = frozenset({408, 423, 429, 477}) | frozenset(range(500, 600))
@@ -160,6 +163,15 @@ class _Refused(Exception):
         return {c for c in codes if c} | ({self.body["category"]} if self.body.get("category") else set())
 
 
+class _BoundBatch:
+    """The generic objects batch api with the object type filled in, shaped like a contacts/companies batch api."""
+
+    def __init__(self, batch: Any, object_type: str) -> None:
+        self.api_client = batch.api_client
+        for name in ("upsert", "create", "update", "read", "archive"):
+            setattr(self, name, functools.partial(getattr(batch, name), object_type))
+
+
 @dataclass(frozen=True)
 class _ObjectApi:
     batch: Any  # the module's BatchApi
@@ -241,7 +253,7 @@ class HubSpotDestination(Destination):
         super().__init__(config)
         import urllib3
         from hubspot import HubSpot
-        from hubspot.crm import companies, contacts, lists, properties
+        from hubspot.crm import companies, contacts, lists, objects, properties, schemas
         from hubspot.crm.associations import v4 as associations
 
         options: dict[str, Any] = {"access_token": self.config.access_token.get_secret_value()}
@@ -256,6 +268,8 @@ class HubSpotDestination(Destination):
             "contacts": self._object_api(crm.contacts.batch_api, contacts),
             "companies": self._object_api(crm.companies.batch_api, companies),
         }
+        self._objects_module = objects
+        self._schemas = crm.schemas.core_api
         self._properties = crm.properties.core_api
         self._groups = crm.properties.groups_api
         self._property_models = properties
@@ -265,6 +279,8 @@ class HubSpotDestination(Destination):
             companies.ApiException,
             properties.ApiException,
             lists.ApiException,
+            objects.ApiException,
+            schemas.ApiException,
             associations.ApiException,
         )
         self._network_errors: tuple[type[Exception], ...] = (urllib3.exceptions.HTTPError, OSError)
@@ -317,12 +333,36 @@ class HubSpotDestination(Destination):
                 raise TransientError(f"HubSpot connection failed: {exc.__context__.reason}") from exc.__context__
             raise
 
+    @classmethod
+    def accepts_object(cls, object_type: str) -> bool:
+        """Contacts, companies, or a custom object by its object type id (``2-…``)."""
+        return object_type in cls.objects or bool(CUSTOM_OBJECT.match(object_type))
+
     def _api(self, object_type: str) -> _ObjectApi:
-        try:
-            return self._apis[object_type]
-        except KeyError:
+        api = self._apis.get(object_type)
+        if api is not None:
+            return api
+        if not CUSTOM_OBJECT.match(object_type):
             known = ", ".join(self._apis)
-            raise ConfigError(f"HubSpot destination cannot write {object_type!r} (only {known})") from None
+            raise ConfigError(
+                f"HubSpot destination cannot write {object_type!r} (only {known}, or a custom object id 2-…)"
+            )
+        batch = self._client.crm.objects.batch_api
+        api = self._apis[object_type] = _ObjectApi(
+            batch=_BoundBatch(batch, object_type),
+            models=self._objects_module,
+            configuration=batch.api_client.configuration,
+        )
+        return api
+
+    def _ensure_custom_object(self, object_type: str) -> None:
+        """A custom object must be defined (its schema) before records or properties of it can be written."""
+        if not CUSTOM_OBJECT.match(object_type):
+            return
+        try:
+            self._call(self._schemas.get_by_id, object_type, raw=True)
+        except _Refused as exc:
+            raise ConfigError(f"HubSpot has no custom object {object_type}: {exc.message}") from exc
 
     def check(self) -> None:
         try:
@@ -339,6 +379,7 @@ class HubSpotDestination(Destination):
 
     def prepare(self, plan: WritePlan) -> None:
         self._api(plan.object_type)
+        self._ensure_custom_object(plan.object_type)
         self._ensure_group(plan.object_type)
         self._ensure_identity(plan.object_type, plan.identity_field)
         for spec in plan.fields:

@@ -56,6 +56,7 @@ from connector.testing.hubspot_associations import (
     AssociationsMixin,
 )
 from connector.testing.hubspot_lists import LIST_ROUTES, LIST_WRITE_ROUTES, ListsMixin
+from connector.testing.hubspot_schemas import SCHEMA_ROUTES, SCHEMA_WRITE_ROUTES, SchemasMixin
 
 MAX_BATCH = 100
 DAILY_LIMIT = 1_000_000
@@ -410,16 +411,18 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("DELETE", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-archive"),
         *LIST_ROUTES,
         *ASSOCIATION_ROUTES,
+        *SCHEMA_ROUTES,
     ]
 ]
 WRITE_ROUTES |= (
     {"group-create", "property-create", "property-update", "property-archive"}
     | LIST_WRITE_ROUTES
     | ASSOCIATION_WRITE_ROUTES
+    | SCHEMA_WRITE_ROUTES
 )
 
 
-class HubSpotSandbox(ListsMixin, AssociationsMixin):
+class HubSpotSandbox(ListsMixin, AssociationsMixin, SchemasMixin):
     """The fake HubSpot. ``token=None`` accepts any bearer token; ``rate_limit=(requests, seconds)``."""
 
     def __init__(
@@ -516,6 +519,7 @@ class HubSpotSandbox(ListsMixin, AssociationsMixin):
             self._rate_limited = 0
             self._reset_lists()
             self._reset_associations()
+            self._reset_schemas()
 
     def reset(self) -> None:
         """Forget every record, property change, counter and fault."""
@@ -568,7 +572,7 @@ class HubSpotSandbox(ListsMixin, AssociationsMixin):
             return copy.deepcopy(prop) if prop else None
 
     def _store(self, object_type: str) -> _Store:
-        name = ALIASES.get(object_type.lower(), object_type.lower())
+        name = ALIASES.get(object_type.lower()) or self.custom_object_name(object_type) or object_type.lower()
         store = self._stores.get(name)
         if store is None:
             store = self._stores[name] = _Store(name)
@@ -595,6 +599,10 @@ class HubSpotSandbox(ListsMixin, AssociationsMixin):
         route, params = self._route(method, path)
         if route is None:
             return _error(404, f"Unable to route {method} {path}", "OBJECT_NOT_FOUND")
+        with self._lock:
+            unknown = self._unknown_object(params.get("obj"))
+        if unknown is not None:
+            return unknown
         writes = route in WRITE_ROUTES
         if writes and token in self.readonly_tokens:
             return _error(
