@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from connector.errors import InvalidError
 from connector.ingest.items import check_text
@@ -16,8 +16,10 @@ def _strip(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
-Name = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=200)]
-Column = Annotated[str, Field(min_length=1, max_length=200)]
+# Every string is checked to be storable as it is (no NUL: PostgreSQL text and JSONB refuse it).
+Name = Annotated[str, BeforeValidator(_strip), Field(min_length=1, max_length=200), AfterValidator(check_text)]
+Column = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_text)]
+Constant = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_text)]
 
 
 class Mapping(BaseModel):
@@ -36,12 +38,8 @@ class Mapping(BaseModel):
     message_id: Column | None = None
     occurred_at: Column | None = None
     event_name: Column | None = Field(None, description="Column holding the event name")
-    event: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
-        None, description="One event name for every row (instead of event_name)"
-    )
-    object_type: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
-        None, description="Object type name for every row (objects)"
-    )
+    event: Constant | None = Field(None, description="One event name for every row (instead of event_name)")
+    object_type: Constant | None = Field(None, description="Object type name for every row (objects)")
     attributes: Annotated[list[Column], Field(max_length=500)] | None = None
 
 
@@ -103,6 +101,12 @@ class SourcePatch(BaseModel):
 
     name: Name | None = None
     url: str | None = Field(None, min_length=1, max_length=4000, description="The masked password keeps the stored one")
+
+    @field_validator("url")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return check_text(value) if value is not None else None
+
     schedule: dict[str, Any] | None = None
     enabled: bool | None = None
 
@@ -135,6 +139,11 @@ class ModelPatch(BaseModel):
     cursor_column: Column | None = None
     deletes: Literal["none", "clear"] | None = None
     enabled: bool | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, value: str | None) -> str | None:
+        return None if value is None else ModelIn._query(value)
 
 
 def check_mapping(kind: ModelKind, mapping: Mapping, deletes: str) -> None:

@@ -56,9 +56,17 @@ def parse_url(url: str, field: str = "url"):
     return parsed
 
 
+CONNECT_TIMEOUT_S = 10
+
+
 def open_engine(url: str) -> Engine:
-    """An engine for one run or check; no pool is kept between runs."""
-    return create_engine(parse_url(url), poolclass=NullPool)
+    """An engine for one run or check; no pool is kept between runs. A server that does not answer is given up on
+    after ``CONNECT_TIMEOUT_S`` (PostgreSQL, MariaDB/MySQL)."""
+    parsed = parse_url(url)
+    connect_args = {}
+    if parsed.get_backend_name() in ("postgresql", "mysql", "mariadb"):
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
 
 
 def strip_query(query: str) -> str:

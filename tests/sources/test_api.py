@@ -101,6 +101,7 @@ def test_bad_sources_are_refused_by_field_and_nothing_is_written(client, databas
         ({"kind": "events", "mapping": {"external_id": "id"}, "deletes": "clear"}, "body.deletes"),
         ({"kind": "planets", "mapping": {"external_id": "id"}}, "body.kind"),
         ({"kind": "users", "mapping": {"external_id": "id"}, "query": " ;"}, "body.query"),
+        ({"kind": "users", "mapping": {"external_id": "i\x00d"}}, "body.mapping.external_id"),
     ],
 )
 def test_bad_models_are_refused_by_field(client, tenant, people, body, field):
