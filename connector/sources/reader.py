@@ -12,11 +12,13 @@ PostgreSQL, an unbuffered cursor on MariaDB/MySQL), so memory holds one chunk, w
 from __future__ import annotations
 
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -27,6 +29,10 @@ from sqlalchemy.pool import NullPool
 from connector.errors import InvalidError
 
 ALIAS = "connector_source"
+# File databases a source may read: only under these directories (``os.pathsep``-separated), so that a workspace
+# cannot point a source at the service's own SQLite file or any other file of the server.
+FILE_DIRS_ENV = "CONNECTOR_SOURCE_FILE_DIRS"
+FILE_DIALECTS = {"sqlite", "duckdb"}
 # A URL scheme without a driver gets the one this package installs.
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
 
@@ -53,7 +59,17 @@ def parse_url(url: str, field: str = "url"):
         raise InvalidError.one(field, "names a database dialect or driver that is not installed") from None
     except (ArgumentError, ValueError):
         raise InvalidError.one(field, "is not a SQLAlchemy database URL (dialect+driver://user:pass@host/db)") from None
+    if parsed.get_backend_name() in FILE_DIALECTS and parsed.database not in (None, "", ":memory:"):
+        _check_file(parsed.database, field)
     return parsed
+
+
+def _check_file(database: str, field: str) -> None:
+    allowed = [Path(d).resolve() for d in os.environ.get(FILE_DIRS_ENV, "").split(os.pathsep) if d.strip()]
+    path = Path(database).resolve()
+    if not any(path.is_relative_to(d) for d in allowed):
+        where = ", ".join(str(d) for d in allowed) or f"none ({FILE_DIRS_ENV} is not set)"
+        raise InvalidError.one(field, f"file databases are read only from the directories allowed: {where}")
 
 
 CONNECT_TIMEOUT_S = 10

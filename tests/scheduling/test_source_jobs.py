@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import time_machine
 from sqlalchemy import select, update
 
 from connector.models import Source, SourceRun, User
 from connector.scheduling import reconcile_jobs
 from connector.scheduling.jobs import RUN_SOURCE_REF, source_job_id
+from connector.sources.reader import FILE_DIRS_ENV
 from tests.sources.conftest import Warehouse, make_model, make_source
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _file_warehouses_allowed(monkeypatch, tmp_path_factory) -> None:
+    monkeypatch.setenv(FILE_DIRS_ENV, str(tmp_path_factory.getbasetemp()))
 
 
 def source_jobs(scheduler) -> dict[str, object]:

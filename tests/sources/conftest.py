@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 from connector.security import SecretBox
 from connector.sources import service
 from connector.sources.config import ModelIn, SourceIn
-from connector.sources.reader import engine_url
+from connector.sources.reader import FILE_DIRS_ENV, engine_url
 from connector.testing.scratch import create_postgres_database, drop_postgres_database
 
 POSTGRES_ADMIN_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -86,6 +86,12 @@ def _warehouse(kind: str, request, tmp_path) -> Warehouse:
     if kind == "postgresql":
         return Warehouse(kind, request.getfixturevalue("_postgres_warehouse"))
     return Warehouse(kind, request.getfixturevalue("_mariadb_warehouse"))
+
+
+@pytest.fixture(autouse=True)
+def _file_warehouses_allowed(monkeypatch, tmp_path_factory) -> None:
+    """File warehouses live under the test session's temporary directory, which the service is told to allow."""
+    monkeypatch.setenv(FILE_DIRS_ENV, str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture

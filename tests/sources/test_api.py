@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from connector.models import Source, User
 from connector.security import MASK
+from connector.sources.reader import FILE_DIRS_ENV
 from tests.conftest import make_tenant
 
 PROBLEM = "application/problem+json"
@@ -81,9 +82,9 @@ def test_the_url_password_is_stored_encrypted_and_answered_masked(client, databa
     [
         ({"name": "W", "url": "not a url"}, "body.url"),
         ({"name": "W", "url": "nosuchdialect://x/y"}, "body.url"),
-        ({"name": " ", "url": "sqlite:///x.db"}, "body.name"),
-        ({"name": "W", "url": "sqlite:///x.db", "schedule": {"kind": "interval", "minutes": 0}}, None),
-        ({"name": "W", "url": "sqlite:///x.db", "schedule": {"kind": "weekly"}}, "body.schedule.kind"),
+        ({"name": " ", "url": "sqlite://"}, "body.name"),
+        ({"name": "W", "url": "sqlite://", "schedule": {"kind": "interval", "minutes": 0}}, None),
+        ({"name": "W", "url": "sqlite://", "schedule": {"kind": "weekly"}}, "body.schedule.kind"),
     ],
 )
 def test_bad_sources_are_refused_by_field_and_nothing_is_written(client, database, tenant, body, field):
@@ -110,9 +111,20 @@ def test_bad_models_are_refused_by_field(client, tenant, people, body, field):
     problem(post(client, tenant, f"/sources/{source['id']}/models", body), 422, field)
 
 
+def test_a_file_database_outside_the_allowed_directories_is_refused(
+    client, database, tenant, settings, tmp_path, monkeypatch
+):
+    # The service's own SQLite file (or any other file of the server) is another tenant's data: never a source.
+    monkeypatch.setenv(FILE_DIRS_ENV, str(tmp_path / "warehouses"))
+    for url in (settings.database_url, "sqlite:////etc/passwd", "duckdb:////var/lib/other.duckdb"):
+        if url.startswith(("sqlite", "duckdb")):
+            body = problem(post(client, tenant, "/sources", {"name": "W", "url": url}), 422, "body.url")
+            assert "allowed" in body["errors"][0]["reason"]
+
+
 def test_duplicate_source_name_is_a_conflict(client, tenant):
-    post(client, tenant, "/sources", {"name": "W", "url": "sqlite:///x.db"})
-    problem(post(client, tenant, "/sources", {"name": "W", "url": "sqlite:///y.db"}), 409, "body.name")
+    post(client, tenant, "/sources", {"name": "W", "url": "sqlite://"})
+    problem(post(client, tenant, "/sources", {"name": "W", "url": "sqlite://"}), 409, "body.name")
 
 
 def test_check_answers_columns_or_what_is_wrong(client, tenant, people):
