@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "connector.intake.commands",
     "connector.segments.commands",
     "connector.syncs.commands",
+    "connector.sources.commands",
     "connector.scheduling.commands",
     "connector.testing.commands",
     "connector.web.commands",

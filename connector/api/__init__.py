@@ -6,8 +6,19 @@ from flask_openapi3 import OpenAPI
 
 
 def register_api(app: OpenAPI) -> None:
-    from connector.api import admin, erasure, ingest, segments, subjects, syncs, workspaces, workspaces_hq
+    from connector.api import (
+        admin,
+        erasure,
+        ingest,
+        lists,
+        segments,
+        sources,
+        subjects,
+        syncs,
+        workspaces,
+        workspaces_hq,
+    )
 
-    for module in (workspaces, ingest, subjects, segments, syncs, admin, erasure, workspaces_hq):
+    for module in (workspaces, ingest, subjects, segments, syncs, admin, erasure, workspaces_hq, lists, sources):
         for blueprint in module.blueprints():
             app.register_api(blueprint)

@@ -90,13 +90,18 @@ class OutboundRecord:
 @dataclass(frozen=True)
 class RecordResult:
     key: str
-    status: Literal["ok", "rejected", "retry"]
+    status: Literal["ok", "rejected", "retry", "exists"]
     remote_id: str | None = None
     reason: str | None = None
 
     @classmethod
     def ok(cls, key: str, remote_id: str | None = None) -> RecordResult:
         return cls(key, "ok", remote_id=remote_id)
+
+    @classmethod
+    def exists(cls, key: str, remote_id: str | None = None) -> RecordResult:
+        """Create-only: the record exists remotely already and was left alone."""
+        return cls(key, "exists", remote_id=remote_id)
 
     @classmethod
     def rejected(cls, key: str, reason: str) -> RecordResult:
@@ -128,7 +133,7 @@ class WritePlan:
     object_type: str
     identity_field: str
     fields: Sequence[FieldSpec] = ()
-    mode: Literal["upsert", "update"] = "upsert"
+    mode: Literal["upsert", "update", "create"] = "upsert"
 
 
 class DestinationConfig(BaseModel):

@@ -17,10 +17,12 @@ Errors: 401/403 -> ``ConfigError``; 429, 423, 477, 5xx, timeouts and dropped con
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -56,6 +58,24 @@ PROPERTY_TYPES = {
     "multi_select": ("enumeration", "checkbox"),
 }
 
+# Which existing HubSpot property types take the values of each field kind (strings take anything rendered).
+ACCEPTED_TYPES = {
+    "text": {"string"},
+    "multiline": {"string"},
+    "number": {"number", "string"},
+    "date": {"date", "datetime", "string"},
+    "bool": {"bool", "enumeration", "string"},
+    "multi_select": {"enumeration", "string"},
+}
+KIND_WORDS = {
+    "text": "text",
+    "multiline": "multi-line text",
+    "number": "a number",
+    "date": "a date",
+    "bool": "true or false",
+    "multi_select": "a list of names",
+}
+CUSTOM_OBJECT = re.compile(r"^2-\d+$")  # a custom object's object type id
 MAX_OPTION_VALUE = 3000  # characters HubSpot allows in an option value
 MAX_REASON = 1000  # characters of HubSpot's message kept as a rejection reason
 TRANSIENT_STATUSES = frozenset({408, 423, 429, 477}) | frozenset(range(500, 600))
@@ -143,6 +163,15 @@ class _Refused(Exception):
         return {c for c in codes if c} | ({self.body["category"]} if self.body.get("category") else set())
 
 
+class _BoundBatch:
+    """The generic objects batch api with the object type filled in, shaped like a contacts/companies batch api."""
+
+    def __init__(self, batch: Any, object_type: str) -> None:
+        self.api_client = batch.api_client
+        for name in ("upsert", "create", "update", "read", "archive"):
+            setattr(self, name, functools.partial(getattr(batch, name), object_type))
+
+
 @dataclass(frozen=True)
 class _ObjectApi:
     batch: Any  # the module's BatchApi
@@ -189,6 +218,18 @@ def _retry_after(status: int, headers: Mapping[str, str], body: Mapping[str, Any
         return 10.0
 
 
+def _type_problem(object_type: str, spec: FieldSpec, prop: Any) -> str | None:
+    """Why an existing property cannot take a field's values (e.g. ``Segments`` into a number), or None."""
+    if prop is None or spec.kind not in ACCEPTED_TYPES or prop.type in ACCEPTED_TYPES[spec.kind]:
+        return None
+    return (
+        f"HubSpot property {object_type}.{spec.name} is of type {prop.type} ({prop.field_type}), but the value "
+        f"mapped to it is {KIND_WORDS[spec.kind]}: map it to a property of type "
+        + " or ".join(sorted(ACCEPTED_TYPES[spec.kind]))
+        + " (or to a new name, which is created with the right type)"
+    )
+
+
 def _normal(identity: str) -> str:
     return identity.strip().lower()
 
@@ -214,25 +255,29 @@ class HubSpotDestination(Destination):
     updates_identity = True
     retries_each_request = True
     schema_version = "2"
+    supports_create_only = True
 
     def __init__(self, config: HubSpotConfig | Mapping[str, Any]) -> None:
         super().__init__(config)
         import urllib3
         from hubspot import HubSpot
-        from hubspot.crm import companies, contacts, properties
+        from hubspot.crm import companies, contacts, lists, objects, properties, schemas
+        from hubspot.crm.associations import v4 as associations
 
         options: dict[str, Any] = {"access_token": self.config.access_token.get_secret_value()}
         if self.config.base_url:
             options["host"] = self.config.base_url
         # No urllib3 retries: the sync engine retries, knowing a 429 from a refused record. False (not None)
         # also makes urllib3 raise timeouts and dropped connections as they are, not as MaxRetryError.
-        client = HubSpot(retry=False, **options)
+        self._client = client = HubSpot(retry=False, **options)
         crm = client.crm
         # Every attribute access builds a new ApiClient and connection pool: build each api once.
         self._apis = {
             "contacts": self._object_api(crm.contacts.batch_api, contacts),
             "companies": self._object_api(crm.companies.batch_api, companies),
         }
+        self._objects_module = objects
+        self._schemas = crm.schemas.core_api
         self._properties = crm.properties.core_api
         self._groups = crm.properties.groups_api
         self._property_models = properties
@@ -241,6 +286,10 @@ class HubSpotDestination(Destination):
             contacts.ApiException,
             companies.ApiException,
             properties.ApiException,
+            lists.ApiException,
+            objects.ApiException,
+            schemas.ApiException,
+            associations.ApiException,
         )
         self._network_errors: tuple[type[Exception], ...] = (urllib3.exceptions.HTTPError, OSError)
 
@@ -296,12 +345,36 @@ class HubSpotDestination(Destination):
                 raise TransientError(f"HubSpot connection failed: {exc.__context__.reason}") from exc.__context__
             raise
 
+    @classmethod
+    def accepts_object(cls, object_type: str) -> bool:
+        """Contacts, companies, or a custom object by its object type id (``2-…``)."""
+        return object_type in cls.objects or bool(CUSTOM_OBJECT.match(object_type))
+
     def _api(self, object_type: str) -> _ObjectApi:
-        try:
-            return self._apis[object_type]
-        except KeyError:
+        api = self._apis.get(object_type)
+        if api is not None:
+            return api
+        if not CUSTOM_OBJECT.match(object_type):
             known = ", ".join(self._apis)
-            raise ConfigError(f"HubSpot destination cannot write {object_type!r} (only {known})") from None
+            raise ConfigError(
+                f"HubSpot destination cannot write {object_type!r} (only {known}, or a custom object id 2-…)"
+            )
+        batch = self._client.crm.objects.batch_api
+        api = self._apis[object_type] = _ObjectApi(
+            batch=_BoundBatch(batch, object_type),
+            models=self._objects_module,
+            configuration=batch.api_client.configuration,
+        )
+        return api
+
+    def _ensure_custom_object(self, object_type: str) -> None:
+        """A custom object must be defined (its schema) before records or properties of it can be written."""
+        if not CUSTOM_OBJECT.match(object_type):
+            return
+        try:
+            self._call(self._schemas.get_by_id, object_type, raw=True)
+        except _Refused as exc:
+            raise ConfigError(f"HubSpot has no custom object {object_type}: {exc.message}") from exc
 
     def check(self) -> None:
         try:
@@ -337,6 +410,7 @@ class HubSpotDestination(Destination):
 
     def prepare(self, plan: WritePlan) -> None:
         self._api(plan.object_type)
+        self._ensure_custom_object(plan.object_type)
         self._ensure_group(plan.object_type)
         self._ensure_identity(plan.object_type, plan.identity_field)
         for spec in plan.fields:
@@ -419,6 +493,9 @@ class HubSpotDestination(Destination):
 
     def _ensure_property(self, object_type: str, spec: FieldSpec) -> None:
         prop = self._read_property(object_type, spec.name)
+        problem = _type_problem(object_type, spec, prop)
+        if problem:
+            raise ConfigError(problem)
         if prop is None:
             prop = self._create_property(object_type, spec)
         metadata = getattr(prop, "modification_metadata", None)
@@ -477,6 +554,8 @@ class HubSpotDestination(Destination):
         if records:
             if plan.mode == "update":
                 results.update(self._update(api, plan, records))
+            elif plan.mode == "create":
+                results.update(self._create_only(api, plan, records))
             else:
                 results.update(self._upsert(api, plan, records))
         return [results[record.key] for record in batch]
@@ -588,6 +667,15 @@ class HubSpotDestination(Destination):
         existing = [r for r in records if r.key in found]
         if existing:
             results.update(self._update_by_id(api, plan, existing, found))
+        return results
+
+    def _create_only(self, api: _ObjectApi, plan: WritePlan, records: list[OutboundRecord]) -> dict[str, RecordResult]:
+        """Create only records HubSpot does not have: those it has are left alone (``exists``)."""
+        found = self._find(api, plan, records)
+        results = {r.key: RecordResult.exists(r.key, found[r.key]) for r in records if r.key in found}
+        missing = [r for r in records if r.key not in found]
+        if missing:
+            results.update(self._upsert(api, plan, missing))
         return results
 
     def _update_by_id(

@@ -1,8 +1,10 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
+from connector.models.associations import SyncAssociation
 from connector.models.base import Base, utcnow
 from connector.models.computed import ComputedValue
 from connector.models.erasures import Erasure
+from connector.models.lists import ListSync, SyncList, SyncListMember
 from connector.models.preparations import SyncPreparation
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
@@ -13,6 +15,7 @@ from connector.models.segments import (
     SegmentMembership,
     SegmentMembershipEvent,
 )
+from connector.models.sources import ModelKind, Source, SourceModel, SourceRow, SourceRun, SourceRunError
 from connector.models.subjects import (
     Account,
     AccountTag,
@@ -55,7 +58,9 @@ __all__ = [
     "Erasure",
     "EventKind",
     "HqSyncReport",
+    "ListSync",
     "Member",
+    "ModelKind",
     "MembershipChange",
     "ObjectRecord",
     "ObjectType",
@@ -71,8 +76,16 @@ __all__ = [
     "SegmentMembership",
     "SegmentMembershipEvent",
     "SegmentShare",
+    "Source",
+    "SourceModel",
+    "SourceRow",
+    "SourceRun",
+    "SourceRunError",
     "SubjectType",
     "Sync",
+    "SyncAssociation",
+    "SyncList",
+    "SyncListMember",
     "SyncMode",
     "SyncPreparation",
     "SyncRecord",

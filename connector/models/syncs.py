@@ -17,6 +17,8 @@ class SyncMode(enum.StrEnum):
     UPSERT = "upsert"
     UPDATE = "update"
     MIRROR = "mirror"
+    # Records that exist remotely already are left alone (and counted as existing); only new ones are created.
+    CREATE = "create"
 
 
 class RunStatus(enum.StrEnum):
@@ -135,6 +137,8 @@ class SyncRun(Base):
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     # Planned but not delivered: retries exhausted, or the run stopped before their batch was answered.
     unsent: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Create-only syncs: records found remotely already, left alone.
+    existing: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     first_error: Mapped[str | None] = mapped_column(Text)
     heartbeat_at: Mapped[datetime | None]
 

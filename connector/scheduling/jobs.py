@@ -13,9 +13,12 @@ import threading
 from datetime import datetime
 
 from connector.db import Database
+from connector.errors import NotFoundError
 from connector.models import Sync
+from connector.security import SecretBox
 from connector.segments.membership import refresh_time_relative_segments as refresh
 from connector.segments.membership import time_relative_workspaces
+from connector.sources.runs import run_source
 from connector.syncs import run_sync
 from connector.syncs.locks import LEASE_SECONDS, expire_abandoned, skip_run
 
@@ -25,6 +28,8 @@ SYNC_JOB_PREFIX = "sync:"
 SEGMENTS_REFRESH_JOB_ID = "segments:refresh-time-relative"
 RUN_SYNC_REF = "connector.scheduling.jobs:run_scheduled_sync"
 REFRESH_SEGMENTS_REF = "connector.scheduling.jobs:refresh_time_relative_segments"
+SOURCE_JOB_PREFIX = "source:"
+RUN_SOURCE_REF = "connector.scheduling.jobs:run_scheduled_source"
 
 _bound: tuple[Database, str] | None = None
 _bound_lock = threading.Lock()
@@ -39,6 +44,10 @@ def sync_id_of(job_id: str) -> int | None:
     if job_id.startswith(SYNC_JOB_PREFIX) and job_id[len(SYNC_JOB_PREFIX) :].isdigit():
         return int(job_id[len(SYNC_JOB_PREFIX) :])
     return None
+
+
+def source_job_id(source_id: int) -> str:
+    return f"{SOURCE_JOB_PREFIX}{source_id}"
 
 
 def bind_database(db: Database, secret_key: str) -> None:
@@ -82,6 +91,20 @@ def run_scheduled_sync(sync_id: int) -> str | None:
         return None
     log.info("scheduled run %s of sync %s: %s", outcome.run_id, sync_id, outcome.status.value)
     return outcome.status.value
+
+
+def run_scheduled_source(source_id: int) -> list[str]:
+    """Run the enabled models of a source on its schedule; a model whose previous run is still going is skipped.
+    A source deleted since the last reconcile is left alone (its job goes at the next)."""
+    db, secret_key = _bound_context()
+    box = SecretBox(secret_key)
+    try:
+        outcomes = run_source(db, source_id, box, trigger="schedule")
+    except NotFoundError:
+        log.info("source %s no longer exists; its job is removed at the next reconcile", source_id)
+        return []
+    log.info("scheduled run of source %s: %s", source_id, [(o.model_id, o.status) for o in outcomes])
+    return [o.status for o in outcomes]
 
 
 def refresh_time_relative_segments() -> None:

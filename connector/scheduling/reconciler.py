@@ -15,13 +15,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
 from connector.db import Database
-from connector.models import Sync
+from connector.models import Source, Sync
 from connector.schedules import ScheduleError, describe_schedule, trigger_for
 from connector.scheduling.jobs import (
     REFRESH_SEGMENTS_REF,
+    RUN_SOURCE_REF,
     RUN_SYNC_REF,
     SEGMENTS_REFRESH_JOB_ID,
+    SOURCE_JOB_PREFIX,
     SYNC_JOB_PREFIX,
+    source_job_id,
     sync_job_id,
 )
 from connector.segments.membership import refresh_cadence
@@ -95,7 +98,7 @@ def reconcile_jobs(scheduler: BaseScheduler, db: Database) -> Reconciliation:
 
 
 def _managed(job_id: str) -> bool:
-    return job_id.startswith(SYNC_JOB_PREFIX) or job_id == SEGMENTS_REFRESH_JOB_ID
+    return job_id.startswith((SYNC_JOB_PREFIX, SOURCE_JOB_PREFIX)) or job_id == SEGMENTS_REFRESH_JOB_ID
 
 
 def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], set[str]]:
@@ -104,6 +107,21 @@ def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], se
     keep: set[str] = set()
     with db.session() as session:
         rows = session.execute(select(Sync.id, Sync.schedule).where(Sync.enabled.is_(True)).order_by(Sync.id)).all()
+        sources = session.execute(
+            select(Source.id, Source.schedule).where(Source.enabled.is_(True)).order_by(Source.id)
+        ).all()
+    for source_id, schedule in sources:
+        # Sources follow the sync jobs' rules: a trigger from the same schedule format, one job per source.
+        with contextlib.suppress(ScheduleError):
+            trigger = trigger_for(schedule)
+            if trigger is not None:
+                desired[source_job_id(source_id)] = _JobSpec(
+                    func=RUN_SOURCE_REF,
+                    trigger=trigger,
+                    name=f"source {source_id}: {describe_schedule(schedule)}",
+                    args=(source_id,),
+                    options={"max_instances": SYNC_MAX_INSTANCES},
+                )
     for sync_id, schedule in rows:
         job_id = sync_job_id(sync_id)
         try:

@@ -51,8 +51,10 @@ from connector.models import Destination, RunStatus, Segment, Sync, SyncMode, ut
 from connector.security import SecretBox
 from connector.syncs import preparations
 from connector.syncs import records as store
+from connector.syncs.associations import associate_companies
 from connector.syncs.connections import build_destination
 from connector.syncs.definitions import segment_ids_of
+from connector.syncs.lists import is_list_sync, sync_lists
 from connector.syncs.locks import HEARTBEAT_SECONDS, LEASE_SECONDS, claim_run, heartbeat, skip_run
 from connector.syncs.mapping import Renderer, parse_mappings
 from connector.syncs.planner import (
@@ -93,6 +95,7 @@ class RunCounts:
     invalid: int = 0
     unchanged: int = 0
     unsent: int = 0
+    existing: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -285,6 +288,10 @@ class _Runner:
                 ", dry run" if self.dry_run else "",
             )
             self._plan_and_send()
+            if not self.dry_run and not self.stopping and is_list_sync(self.db, self.sync_id):
+                sync_lists(self.db, self.run_id, self.sync_id, self.plugin, self.object_type, self._request)
+            if not self.dry_run and not self.stopping:
+                associate_companies(self.db, self.run_id, self.sync_id, self.plugin, self._request)
         except Exception as exc:
             self._fail(exc)
         finally:
@@ -358,8 +365,10 @@ class _Runner:
             object_type=self.object_type,
             identity_field=identity_field,
             fields=tuple(self.renderer.field_specs(self.segment_names)),
-            mode="update" if self.mode == SyncMode.UPDATE else "upsert",
+            mode={SyncMode.UPDATE: "update", SyncMode.CREATE: "create"}.get(self.mode, "upsert"),
         )
+        if self.mode == SyncMode.CREATE and not getattr(self.plugin, "supports_create_only", False):
+            raise ConfigError(f"{self.plugin.type} destinations cannot tell existing records: no create-only mode")
         limit = self.plugin.rate_limit
         self.limiter = None
         if limit and not self.dry_run:
@@ -500,6 +509,10 @@ class _Runner:
         call = self.plugin.remove if op in ("remove", "remove_old") else self.plugin.write
         return self.retry.call(self._answered(call), self.write_plan, outbound)
 
+    def _request(self, call: Callable[..., Any], *args: Any) -> Any:
+        """One request of the list sync, under the run's retry policy and rate limiter."""
+        return self.retry.call(self._answered(call), *args)
+
     def _answered(self, call: Callable[..., Any]) -> Callable[..., Any]:
         """``call``, tracked by the rate limiter (each attempt): its requests count until they are answered, so the
         destination's window never starts before they surely arrived."""
@@ -568,7 +581,7 @@ class _Runner:
             result = by_key.get(str(item.subject_id)) or RecordResult.retry(
                 str(item.subject_id), "the destination gave no result for this record"
             )
-            if result.status == "ok":
+            if result.status in ("ok", "exists"):
                 if batch.op == "write":
                     delivered.append(
                         {
@@ -579,7 +592,9 @@ class _Runner:
                             "remote_id": result.remote_id,
                         }
                     )
-                    if item.change == Change.CHANGED:
+                    if result.status == "exists":
+                        self.counts.existing += 1
+                    elif item.change == Change.CHANGED:
                         self.counts.changed += 1
                     else:
                         self.counts.added += 1

@@ -16,7 +16,7 @@ from connector.errors import NotFoundError
 from connector.models import RunStatus, Sync, SyncRun, SyncRunError, SyncSegment, utcnow
 from connector.syncs.locks import LEASE_SECONDS
 
-COUNTS = ("planned", "added", "changed", "removed", "rejected", "invalid", "unchanged", "unsent")
+COUNTS = ("planned", "added", "changed", "removed", "rejected", "invalid", "unchanged", "unsent", "existing")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from connector.destinations.base import (
     TransientError,
     WritePlan,
 )
+from connector.destinations.hubspot_lists import HubSpotLists
 
 PLAN = WritePlan(
     object_type="contacts",
@@ -52,6 +53,8 @@ class Harness:
     # Field names the far side knows for PLAN.object_type (None: it has no schema).
     fields: Callable[[], set[str]] | None = None
     plan: WritePlan = PLAN
+    # Static lists the far side holds, name -> member record ids (destinations with lists only).
+    lists: Callable[[], dict[str, list[str]]] | None = None
 
     def records(self, count: int, prefix: str = "person", first: str = "Ada") -> list[OutboundRecord]:
         segments = self.destination.render_multi_select(["VIP"])
@@ -149,3 +152,51 @@ class DestinationConformance:
 
     def test_an_empty_batch_makes_no_results(self, harness: Harness) -> None:
         assert harness.destination.write(harness.plan, []) == []
+
+
+class ListConformance:
+    """For destinations that keep static lists (``HubSpotLists.of(destination)`` works): the harness's ``lists``
+    answers what the far side holds, list name -> member record ids."""
+
+    def _lists(self, harness: Harness) -> HubSpotLists:
+        return HubSpotLists.of(harness.destination, harness.plan.object_type)
+
+    def _record_ids(self, harness: Harness, count: int) -> list[str]:
+        harness.destination.prepare(harness.plan)
+        results = harness.destination.write(harness.plan, harness.records(count, prefix="member"))
+        return [r.remote_id for r in results]
+
+    def test_a_list_is_created_once_and_found_again_by_name(self, harness: Harness) -> None:
+        lists = self._lists(harness)
+        first = lists.ensure("Power users")
+        assert lists.ensure("Power users") == first
+        assert lists.find("Power users") == first
+        assert lists.find("Nobody's list") is None
+        assert set(harness.lists()) == {"Power users"}
+
+    def test_members_are_added_removed_and_unknown_ids_reported(self, harness: Harness) -> None:
+        lists = self._lists(harness)
+        list_id = lists.ensure("Members")
+        ids = self._record_ids(harness, 4)
+        assert lists.add(list_id, [*ids, "987654321"]) == ["987654321"]
+        assert lists.add(list_id, ids[:2]) == []  # adding again is harmless
+        lists.remove(list_id, [ids[0], "987654321"])
+        assert set(harness.lists()["Members"]) == set(ids[1:])
+        assert sorted(lists.members(list_id), key=int) == sorted(ids[1:], key=int)
+
+    def test_a_renamed_list_keeps_its_id_and_members(self, harness: Harness) -> None:
+        lists = self._lists(harness)
+        list_id = lists.ensure("Old name")
+        ids = self._record_ids(harness, 2)
+        lists.add(list_id, ids)
+        lists.rename(list_id, "New name")
+        assert lists.find("New name") == list_id
+        assert set(harness.lists()["New name"]) == set(ids)
+
+    def test_list_requests_fail_transiently_then_land(self, harness: Harness) -> None:
+        lists = self._lists(harness)
+        harness.fail_transiently()
+        with pytest.raises(TransientError):
+            lists.ensure("Flaky")
+        harness.recover()
+        assert lists.ensure("Flaky") == lists.find("Flaky")

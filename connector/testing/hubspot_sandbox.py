@@ -50,6 +50,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import click
 
+from connector.testing.hubspot_associations import (
+    ASSOCIATION_ROUTES,
+    ASSOCIATION_WRITE_ROUTES,
+    AssociationsMixin,
+)
+from connector.testing.hubspot_lists import LIST_ROUTES, LIST_WRITE_ROUTES, ListsMixin
+from connector.testing.hubspot_schemas import SCHEMA_ROUTES, SCHEMA_WRITE_ROUTES, SchemasMixin
+
 MAX_BATCH = 100
 DAILY_LIMIT = 1_000_000
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -401,12 +409,20 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-get"),
         ("PATCH", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-update"),
         ("DELETE", r"^/crm/v3/properties/(?P<obj>[^/]+)/(?P<name>[^/]+)$", "property-archive"),
+        *LIST_ROUTES,
+        *ASSOCIATION_ROUTES,
+        *SCHEMA_ROUTES,
     ]
 ]
-WRITE_ROUTES |= {"group-create", "property-create", "property-update", "property-archive"}
+WRITE_ROUTES |= (
+    {"group-create", "property-create", "property-update", "property-archive"}
+    | LIST_WRITE_ROUTES
+    | ASSOCIATION_WRITE_ROUTES
+    | SCHEMA_WRITE_ROUTES
+)
 
 
-class HubSpotSandbox:
+class HubSpotSandbox(ListsMixin, AssociationsMixin, SchemasMixin):
     """The fake HubSpot. ``token=None`` accepts any bearer token; ``rate_limit=(requests, seconds)``."""
 
     def __init__(
@@ -501,6 +517,9 @@ class HubSpotSandbox:
             self._rejected_inputs = 0
             self._refused_batches = 0
             self._rate_limited = 0
+            self._reset_lists()
+            self._reset_associations()
+            self._reset_schemas()
 
     def reset(self) -> None:
         """Forget every record, property change, counter and fault."""
@@ -553,7 +572,7 @@ class HubSpotSandbox:
             return copy.deepcopy(prop) if prop else None
 
     def _store(self, object_type: str) -> _Store:
-        name = ALIASES.get(object_type.lower(), object_type.lower())
+        name = ALIASES.get(object_type.lower()) or self.custom_object_name(object_type) or object_type.lower()
         store = self._stores.get(name)
         if store is None:
             store = self._stores[name] = _Store(name)
@@ -580,6 +599,10 @@ class HubSpotSandbox:
         route, params = self._route(method, path)
         if route is None:
             return _error(404, f"Unable to route {method} {path}", "OBJECT_NOT_FOUND")
+        with self._lock:
+            unknown = self._unknown_object(params.get("obj"))
+        if unknown is not None:
+            return unknown
         writes = route in WRITE_ROUTES
         if writes and token in self.readonly_tokens:
             return _error(
@@ -635,6 +658,14 @@ class HubSpotSandbox:
         if fault == "timeout":
             reply.delay = plan.timeout_s if plan else 0.0
         return reply
+
+    @staticmethod
+    def _answer(status: int, body: Any) -> Reply:
+        return Reply(status, body)
+
+    @staticmethod
+    def _fail(status: int, message: str, category: str = "VALIDATION_ERROR", **extra: Any) -> Reply:
+        return _error(status, message, category, **extra)
 
     def _draw(self, plan: FaultPlan, writes: bool) -> tuple[str | None, bool]:
         roll = self._fault_rng.random()

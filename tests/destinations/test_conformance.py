@@ -15,13 +15,13 @@ from connector.destinations.base import OutboundRecord
 from connector.destinations.file import FileDestination
 from connector.destinations.hubspot import HubSpotDestination
 from connector.destinations.webhook import WebhookDestination
-from connector.testing.conformance import PLAN, DestinationConformance, Harness
+from connector.testing.conformance import PLAN, DestinationConformance, Harness, ListConformance
 from connector.testing.hubspot_sandbox import FaultPlan, HubSpotSandbox
 
 from .conftest import WEBHOOK_SECRET, WebhookReceiver
 
 
-class TestHubSpotConformance(DestinationConformance):
+class TestHubSpotConformance(DestinationConformance, ListConformance):
     @pytest.fixture
     def harness(self, sandbox: HubSpotSandbox) -> Iterator[Harness]:
         destination = HubSpotDestination({"access_token": "sandbox-token", "base_url": sandbox.url, "timeout_s": 2})
@@ -40,6 +40,7 @@ class TestHubSpotConformance(DestinationConformance):
             recover=sandbox.set_faults,
             invalid=OutboundRecord("bad-email", "not-an-email", {"firstname": "Nobody"}),
             fields=fields,
+            lists=lambda: {name: found["members"] for name, found in sandbox.lists().items()},
         )
         destination.close()
 

@@ -96,6 +96,7 @@ def test_people_flow_from_ingestion_through_segments_to_hubspot(client, tenant, 
         "invalid": 1,
         "unchanged": 0,
         "unsent": 0,
+        "existing": 0,
     }
     got = contacts(sandbox)
     assert set(got) == {f"fan{i}@example.com" for i in [*range(6), *range(8, 12)]}
