@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     from connector.api import register_api
     from connector.api.jsonutil import ApiJSONProvider
     from connector.api.problems import register_error_handlers, validation_error_callback
+    from connector.automation import install as install_automation
     from connector.db import Database
 
     settings = settings or Settings.from_env(**overrides)
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions["connector.db"] = database or Database(settings.database_url)
     register_error_handlers(app)
+    install_automation()
     register_api(app)
 
     # The document itself (doc_ui=False turns off flask-openapi3's UI pages and their route).
