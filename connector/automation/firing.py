@@ -174,6 +174,8 @@ def fire(session: Session, playbook: Playbook, causes: list[Cause], now: datetim
         results: list[dict[str, Any]] = []
         if status == FiringStatus.SUCCEEDED:
             results = outcome.results_for(cause.subject_id, playbook.actions)
+            # Enrolled once per batch: a later firing for the same subject found them enrolled.
+            outcome.enrolled.discard(cause.subject_id)
             if outcome.error is not None:
                 status, error = FiringStatus.FAILED, outcome.error
             elif outbound:

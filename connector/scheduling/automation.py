@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
@@ -139,6 +139,15 @@ def _add(desired, invalid, job_id: str, func: str, schedule: dict, object_id: in
         # No grace limit: missed runs coalesce into one catch-up run, however long the downtime.
         options={"max_instances": 1, "misfire_grace_time": None},
     )
+
+
+def next_segment_action_run(action: SegmentAction, now: datetime | None = None) -> datetime | None:
+    """When an enabled action runs next (aware UTC), from its schedule; None when disabled."""
+    if not action.enabled:
+        return None
+    now = now or datetime.now(UTC)
+    fire_time = trigger_for(schedule_of(action)).get_next_fire_time(None, now)
+    return None if fire_time is None else fire_time.astimezone(UTC)
 
 
 def run_scheduled_segment_action(action_id: int) -> int | None:
