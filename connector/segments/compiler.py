@@ -70,6 +70,7 @@ from connector.models import (
     Device,
     Event,
     EventKind,
+    MessageEvent,
     ObjectRecord,
     ObjectType,
     Segment,
@@ -88,6 +89,7 @@ from connector.segments.conditions import (
     Duration,
     EventCondition,
     Group,
+    MessageCondition,
     Node,
     ObjectCondition,
     PageViewCondition,
@@ -109,6 +111,7 @@ OBJECTS = ObjectRecord.__table__
 OBJECT_TYPES = ObjectType.__table__
 SEGMENTS = Segment.__table__
 MEMBERSHIPS = SegmentMembership.__table__
+MESSAGE_EVENTS = MessageEvent.__table__
 
 SubjectIds = Select | Iterable[int] | None
 
@@ -480,6 +483,25 @@ def _device(node: DeviceCondition, scope: Scope) -> ColumnElement[bool]:
     return not_(matched) if node.operator == "has_not" else matched
 
 
+def message_clauses(node: MessageCondition, messages: FromClause, scope: Scope) -> list:
+    clauses = [
+        messages.c.workspace_id == scope.workspace_id,
+        messages.c.kind == node.event,
+        *window_clauses(messages.c.occurred_at, node.window, scope),
+    ]
+    if node.sequence_id is not None:
+        clauses.append(messages.c.sequence_id == node.sequence_id)
+    if node.step is not None:
+        clauses.append(messages.c.step == node.step)
+    return clauses
+
+
+def _message(node: MessageCondition, scope: Scope) -> ColumnElement[bool]:
+    messages = scope.alias(MESSAGE_EVENTS)
+    matched = _counted(scope, messages, messages.c.user_id, message_clauses(node, messages, scope), node.count)
+    return not_(matched) if node.operator == "did_not" else matched
+
+
 def object_clauses(node: ObjectCondition, objects: FromClause, scope: Scope) -> list:
     types = scope.alias(OBJECT_TYPES)
     type_id = (
@@ -591,6 +613,7 @@ LEAVES: dict[type, Callable[[Any, Scope], ColumnElement[bool]]] = {
     DeviceCondition: _device,
     ObjectCondition: _object,
     UsersCondition: _users,
+    MessageCondition: _message,
     SegmentCondition: _segment,
     AccountSegmentCondition: _account_segment,
 }
