@@ -16,9 +16,11 @@ from sqlalchemy import Select, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from connector.automation.common import CHANNELS, channel_for, check_text, insert_for, name_taken, parsed
+from connector.changes import ChangeSet
 from connector.errors import ConflictError, InvalidError, NotFoundError
 from connector.models import Enrolment, EnrolmentState, MessageEvent, MessageEventKind, Sequence, User, utcnow
 from connector.security import SecretBox
+from connector.segments.incremental import apply_changes
 
 ENROLMENTS = Enrolment.__table__
 USERS = User.__table__
@@ -295,5 +297,11 @@ def fire_due_steps(session: Session, now: datetime | None = None, limit: int = 1
             ),
             events,
         )
+        # Segments reading message data follow, as after an ingestion of message events.
+        by_workspace: dict[int, ChangeSet] = {}
+        for event in events:
+            by_workspace.setdefault(event["workspace_id"], ChangeSet()).add_users([event["user_id"]], "message")
+        for workspace_id, changes in by_workspace.items():
+            apply_changes(session, workspace_id, changes)
     session.flush()
     return fired
