@@ -153,7 +153,9 @@ def fire(session: Session, playbook: Playbook, causes: list[Cause], now: datetim
     """Record a firing per cause: ``skipped`` when the conditions do not hold, ``suppressed`` past the loop bound,
     else run the database actions and record ``succeeded`` / ``failed`` (or ``pending`` when actions call out)."""
     subjects = sorted({c.subject_id for c in causes})
-    matching = matching_subjects(session, playbook, subjects, now) if check_conditions else set(subjects)
+    check = check_conditions and playbook.conditions is not None
+    # Without conditions every subject of the history matches (one deleted since has nothing to act on).
+    matching = matching_subjects(session, playbook, subjects, now) if check else set(subjects)
     recent = _recent_firings(session, playbook.id, [s for s in subjects if s in matching], now)
     statuses: list[tuple[Cause, FiringStatus, str | None]] = []
     to_fire: list[int] = []
@@ -169,6 +171,7 @@ def fire(session: Session, playbook: Playbook, causes: list[Cause], now: datetim
             statuses.append((cause, FiringStatus.SUCCEEDED, None))
     outcome = run_local_actions(session, playbook, sorted(set(to_fire)), now) if to_fire else ActionOutcome()
     outbound = any(a["type"] in OUTBOUND for a in playbook.actions)
+    recorded_at = utcnow()
     values = []
     for cause, status, error in statuses:
         results: list[dict[str, Any]] = []
@@ -192,8 +195,8 @@ def fire(session: Session, playbook: Playbook, causes: list[Cause], now: datetim
                 "attempts": 1 if status in (FiringStatus.SUCCEEDED, FiringStatus.FAILED) else 0,
                 "results": results,
                 "error": error,
-                "created_at": now,
-                "finished_at": None if status == FiringStatus.PENDING else now,
+                "created_at": recorded_at,
+                "finished_at": None if status == FiringStatus.PENDING else recorded_at,
             }
         )
     session.execute(

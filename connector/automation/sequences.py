@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-from sqlalchemy import Select, exists, func, literal, select
+from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from connector.automation.common import CHANNELS, channel_for, check_text, insert_for, name_taken, parsed
@@ -134,20 +134,13 @@ def enrol(
     """Enrol the users (ids, or a one-column SELECT of ids) not already active in the sequence, each on their default
     channel when the sequence sends on it, else on ``fallback_channel``. Returns the ids enrolled now.
 
-    One INSERT … SELECT; a concurrent enrolment of the same person is absorbed by the unique index (no error, not
-    enrolled twice)."""
+    One INSERT … SELECT. Who is already active is decided by the unique index on active enrolments alone (``ON
+    CONFLICT DO NOTHING``), not by a NOT EXISTS: an anti-join planned on stale statistics of a growing enrolments
+    table was quadratic (PostgreSQL, 100,000 enrolments: 36 s for 1,000 people), and the index also absorbs a
+    concurrent enrolment of the same person."""
     now = now or utcnow()
     ids = users if isinstance(users, Select) else list(users)
     first = sequence.steps[0]
-    active = (
-        select(literal(1))
-        .select_from(ENROLMENTS)
-        .where(
-            ENROLMENTS.c.sequence_id == sequence.id,
-            ENROLMENTS.c.user_id == USERS.c.id,
-            ENROLMENTS.c.state == EnrolmentState.ACTIVE.value,
-        )
-    )
     rows = select(
         literal(sequence.workspace_id),
         literal(sequence.id),
@@ -159,7 +152,7 @@ def enrol(
         literal(0),
         literal(now + timedelta(minutes=first["delay_minutes"]), ENROLMENTS.c.next_step_at.type),
         literal(now, ENROLMENTS.c.enrolled_at.type),
-    ).where(USERS.c.workspace_id == sequence.workspace_id, USERS.c.id.in_(ids), ~exists(active))
+    ).where(USERS.c.workspace_id == sequence.workspace_id, USERS.c.id.in_(ids))
     columns = [
         "workspace_id", "sequence_id", "user_id", "channel", "state", "source", "source_id", "next_step",
         "next_step_at", "enrolled_at",
