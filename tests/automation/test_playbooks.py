@@ -5,11 +5,15 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import select
 
 from connector.automation import playbooks
+from connector.automation.firing import fire_on_schedule
 from connector.db import Database
 from connector.errors import InvalidError
-from connector.models import FiringStatus, User
+from connector.ingest.accounts import group
+from connector.models import AccountTag, FiringStatus, User, utcnow
+from connector.segments.incremental import apply_changes
 from tests.automation.support import (
     PRO,
     SECRET,
@@ -22,6 +26,7 @@ from tests.automation.support import (
     process,
     user_id,
 )
+from tests.segments.support import members
 
 
 @pytest.fixture
@@ -174,8 +179,6 @@ def test_set_attribute_flows_through_ingestion_so_segments_follow(database, tena
     ann = user_id(database, tenant.workspace_id, "ann")
     with database.session() as session:
         assert session.get(User, ann).attributes == {"plan": "pro", "stage": "on"}
-    from tests.segments.support import members
-
     assert members(database, onboarded) == {ann}
 
 
@@ -255,3 +258,63 @@ def test_playbook_names_are_checked(database, tenant, pro, welcome):
         {"field": "name", "reason": "another playbook of this workspace is named 'playbook'"}
     ]
     _ = SECRET
+
+
+def test_a_schedule_playbook_fires_for_everyone_matching_once_per_tick(database, tenant, welcome):
+    ws = tenant.workspace_id
+    ingest(
+        database,
+        ws,
+        {"external_id": "ann", "attributes": {"plan": "pro"}},
+        {"external_id": "bob", "attributes": {"plan": "free"}},
+    )
+    playbook = make_playbook(
+        database,
+        ws,
+        trigger={"kind": "schedule", "expression": "0 9 * * 1-5", "timezone": "Europe/Paris"},
+        conditions=PRO,
+        actions=[{"type": "enrol", "sequence_id": welcome, "fallback_channel": "sms"}],
+    )
+    tick = utcnow()
+    for _ in range(2):  # the same tick twice (a retried job): recorded once
+        with database.session() as session:
+            fire_on_schedule(session, playbook, tick)
+    assert [(f.trigger, f.subject_id) for f in firings(database, playbook)] == [
+        ("schedule", user_id(database, ws, "ann"))
+    ]
+    assert [e.channel for e in enrolments(database, welcome)] == ["sms"]
+
+
+def test_a_bad_schedule_is_refused_naming_the_field(database, tenant):
+    with pytest.raises(InvalidError) as excinfo:
+        make_playbook(
+            database,
+            tenant.workspace_id,
+            trigger={"kind": "schedule", "expression": "0 9 1 * 1", "timezone": "UTC"},
+            actions=[{"type": "add_tag", "tag": "x"}],
+        )
+    assert [e["field"] for e in excinfo.value.errors] == ["trigger.expression"]
+
+
+def test_an_account_playbook_changes_accounts_through_ingestion(database, tenant):
+    ws = tenant.workspace_id
+    with database.session() as session:
+        result = group(session, ws, [{"external_id": "acme", "attributes": {"tier": "gold"}}])
+        apply_changes(session, ws, result.changes)
+    gold = make_segment(
+        database, ws, "Gold", {"type": "attribute", "name": "tier", "operator": "eq", "value": "gold"}, "account"
+    )
+    playbook = make_playbook(
+        database,
+        ws,
+        subject_type="account",
+        trigger={"kind": "exits", "segment_id": gold},
+        actions=[{"type": "add_tag", "tag": "downgraded"}],
+    )
+    with database.session() as session:
+        result = group(session, ws, [{"external_id": "acme", "attributes": {"tier": "silver"}}])
+        apply_changes(session, ws, result.changes)
+    process(database, playbook)
+    with database.session() as session:
+        tags = session.scalars(select(AccountTag.tag)).all()
+    assert tags == ["downgraded"]
