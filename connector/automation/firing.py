@@ -6,7 +6,10 @@ conditions for those subjects, runs the actions that write to the database (enro
 firing per history row and advances the cursor — all in the caller's transaction, so a crash before the commit
 leaves everything to be read again, and a commit leaves nothing to be read twice (a firing is also unique per
 playbook, history row and subject). Rows younger than ``SETTLE`` are left for the next pass, so that a transaction
-that wrote a lower history id and commits a moment later is not stepped over.
+that wrote a lower history id and commits a moment later is not stepped over; a transaction that commits later
+still (a long import beside short requests) is caught by ``sweep_late_rows``, which fires the rows of the last
+``LATE_WINDOW`` behind the cursor that have no firing yet (never rows from before the playbook was created or
+resumed from now).
 
 Actions that call out (webhook, run a sync) are never run inside the transaction: the firing is recorded
 ``pending`` and ``deliver_firing`` runs them afterwards, with retries (tenacity), then records ``succeeded`` or
@@ -25,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import urllib3
-from sqlalchemy import BigInteger, DateTime, Text, bindparam, func, literal, select, update
+from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -57,6 +60,7 @@ from connector.syncs import run_sync
 log = logging.getLogger("connector.automation")
 
 SETTLE = timedelta(seconds=1)
+LATE_WINDOW = timedelta(minutes=15)
 BATCH = 5000
 # Ids per statement (bound as a list): large enough that a batch is a handful of statements.
 CHUNK = 5000
@@ -106,6 +110,39 @@ def process_membership_triggers(
     fire(session, playbook, [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at) for r in rows], now)
     playbook.cursor = rows[-1].id
     session.flush()
+    return len(rows)
+
+
+def sweep_late_rows(
+    session: Session, playbook_id: int, *, now: datetime | None = None, limit: int = BATCH, window=LATE_WINDOW
+) -> int:
+    """Fire for history rows behind the cursor that have no firing: rows whose transaction committed after later
+    rows had been read. Returns how many were found."""
+    now = now or utcnow()
+    playbook = session.scalar(select(Playbook).where(Playbook.id == playbook_id).with_for_update(skip_locked=True))
+    if playbook is None or not playbook.enabled or playbook.trigger_segment_id is None:
+        return 0
+    change = MembershipChange.ENTERED if playbook.trigger["kind"] == "enters" else MembershipChange.EXITED
+    fired = (
+        select(FIRINGS.c.id)
+        .where(FIRINGS.c.playbook_id == playbook.id, FIRINGS.c.trigger_ref == cast(HISTORY.c.id, String))
+        .exists()
+    )
+    rows = session.execute(
+        select(HISTORY.c.id, HISTORY.c.subject_id, HISTORY.c.at)
+        .where(
+            HISTORY.c.segment_id == playbook.trigger_segment_id,
+            HISTORY.c.id <= playbook.cursor,
+            HISTORY.c.change == change.value,
+            HISTORY.c.at >= max(now - window, playbook.read_from),
+            ~fired,
+        )
+        .order_by(HISTORY.c.id)
+        .limit(limit)
+    ).all()
+    if rows:
+        log.warning("playbook %s: %d membership change(s) committed late are fired now", playbook.id, len(rows))
+        fire(session, playbook, [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at) for r in rows], now)
     return len(rows)
 
 

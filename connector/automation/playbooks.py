@@ -35,7 +35,7 @@ from connector.automation.schedule import check_cron
 from connector.automation.sequences import check_channel, get_sequence
 from connector.errors import InvalidError, NotFoundError
 from connector.ingest.items import check_json_object, check_key
-from connector.models import Playbook, PlaybookFiring, Segment, SegmentMembershipEvent, SubjectType, Sync
+from connector.models import Playbook, PlaybookFiring, Segment, SegmentMembershipEvent, SubjectType, Sync, utcnow
 from connector.security import SecretBox
 from connector.segments.conditions import AttributeCondition, SegmentCondition, TagCondition, parse_conditions, walk
 
@@ -164,7 +164,7 @@ def save_playbook(
         _refuse_self_trigger(session, trigger_segment, actions)
 
     if playbook is None:
-        playbook = Playbook(workspace_id=workspace_id, cursor=history_end(session))
+        playbook = Playbook(workspace_id=workspace_id, cursor=history_end(session), read_from=utcnow())
         session.add(playbook)
     playbook.name = name
     playbook.subject_type = subject_type
@@ -258,6 +258,7 @@ def set_enabled(session: Session, playbook: Playbook, enabled: bool, *, catch_up
     what happened while it was paused."""
     if enabled and not playbook.enabled and not catch_up:
         playbook.cursor = history_end(session)
+        playbook.read_from = utcnow()
     playbook.enabled = enabled
     session.flush()
     return playbook

@@ -184,6 +184,8 @@ class Playbook(Base):
     secrets_encrypted: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     cursor: Mapped[int] = mapped_column(BigId, default=0)
+    # History before this instant is never fired (set when created and when resumed from now).
+    read_from: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -32,6 +32,7 @@ from connector.automation.firing import (
     pending_firings,
     playbooks_to_process,
     process_membership_triggers,
+    sweep_late_rows,
 )
 from connector.automation.segment_actions import run_segment_action, schedule_of
 from connector.automation.sequences import fire_due_steps
@@ -191,6 +192,11 @@ def process_once(db: Database, secret_key: str | None, budget_seconds: float = P
             totals["history"] += read
             if not read:
                 break
+        try:
+            with db.session() as session:
+                totals["history"] += sweep_late_rows(session, playbook_id)
+        except Exception:
+            log.exception("playbook %s: could not sweep its membership history for late changes", playbook_id)
     while True:
         with db.session() as session:
             fired = fire_due_steps(session)

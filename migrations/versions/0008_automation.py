@@ -186,6 +186,7 @@ def upgrade() -> None:
         sa.Column("secrets_encrypted", sa.Text(), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("cursor", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("read_from", connector.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", connector.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", connector.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from connector.automation import playbooks
-from connector.automation.firing import fire_on_schedule
+from connector.automation.firing import fire_on_schedule, sweep_late_rows
 from connector.db import Database
 from connector.errors import InvalidError
 from connector.ingest.accounts import group
-from connector.models import AccountTag, FiringStatus, User, utcnow
+from connector.models import AccountTag, FiringStatus, SegmentMembershipEvent, User, utcnow
 from connector.segments.incremental import apply_changes
 from tests.automation.support import (
     PRO,
@@ -318,3 +318,39 @@ def test_an_account_playbook_changes_accounts_through_ingestion(database, tenant
     with database.session() as session:
         tags = session.scalars(select(AccountTag.tag)).all()
     assert tags == ["downgraded"]
+
+
+def test_a_change_committed_after_a_later_one_was_read_still_fires_once(database, tenant, pro, welcome):
+    ws = tenant.workspace_id
+    playbook = make_playbook(database, ws, **enrol_on(pro, welcome))
+    ingest(database, ws, {"external_id": "ann", "attributes": {"plan": "pro"}})
+    ingest(database, ws, {"external_id": "bob", "attributes": {"plan": "pro"}})
+    # Ann's history row stands for a transaction that has not committed yet: take it out, let Bob's be read first.
+    with database.session() as session:
+        late = session.scalars(select(SegmentMembershipEvent).order_by(SegmentMembershipEvent.id)).first()
+        late_row = {"id": late.id, "segment_id": late.segment_id, "subject_id": late.subject_id, "change": late.change}
+        session.delete(late)
+    process(database, playbook)
+    assert len(firings(database, playbook)) == 1
+    with database.session() as session:  # ...then it commits, with its lower id
+        session.add(SegmentMembershipEvent(**late_row, at=utcnow()))
+
+    for _ in range(2):
+        with database.session() as session:
+            sweep_late_rows(session, playbook)
+    fired = {f.subject_id for f in firings(database, playbook)}
+    assert fired == {user_id(database, ws, "ann"), user_id(database, ws, "bob")}
+    assert len(firings(database, playbook)) == 2
+
+
+def test_the_sweep_does_not_fire_what_happened_while_paused(database, tenant, pro, welcome):
+    ws = tenant.workspace_id
+    playbook = make_playbook(database, ws, **enrol_on(pro, welcome))
+    with database.session() as session:
+        playbooks.set_enabled(session, playbooks.get_playbook(session, ws, playbook), False)
+    ingest(database, ws, {"external_id": "ann", "attributes": {"plan": "pro"}})
+    with database.session() as session:
+        playbooks.set_enabled(session, playbooks.get_playbook(session, ws, playbook), True)
+    with database.session() as session:
+        assert sweep_late_rows(session, playbook) == 0
+    assert firings(database, playbook) == []
