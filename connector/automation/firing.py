@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import urllib3
 from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from connector.automation.common import insert_for
 from connector.automation.playbooks import MAX_FIRINGS_PER_SUBJECT_PER_HOUR
 from connector.automation.sequences import enrol, get_sequence
+from connector.automation.webhooks import DeliveryPolicy, post_signed
 from connector.db import Database
-from connector.destinations.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from connector.ingest.accounts import group
 from connector.ingest.users import identify
 from connector.models import (
@@ -375,19 +372,6 @@ def _chunks(ids: Iterable[int], size: int = CHUNK) -> Iterable[list[int]]:
 # -- actions that call out ----------------------------------------------------------------------------------------
 
 
-class TransientCallError(Exception):
-    """A call that may succeed if tried again (timeout, connection refused, 408, 429, 5xx)."""
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    attempts: int = 5
-    initial_wait_s: float = 1.0
-    max_wait_s: float = 30.0
-    timeout_s: float = 10.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-
-
 def pending_firings(session: Session, limit: int = 100) -> list[int]:
     query = select(FIRINGS.c.id).where(FIRINGS.c.status == FiringStatus.PENDING.value)
     return list(session.scalars(query.order_by(FIRINGS.c.id).limit(limit)))
@@ -412,7 +396,9 @@ def deliver_firing(db: Database, firing_id: int, secret_key: str, policy: Delive
             continue
         try:
             if action["type"] == "webhook":
-                detail = _call_webhook(action["url"], secrets.get(str(index), ""), payload, firing_id, policy)
+                detail = post_signed(
+                    action["url"], secrets.get(str(index), ""), payload, {FIRING_HEADER: str(firing_id)}, policy
+                )
             else:
                 detail = _run_sync(db, action["sync_id"], secret_key)
             _set_result(results, index, {"type": action["type"], "status": "ok", "detail": detail})
@@ -459,40 +445,6 @@ def _payload(session: Session, playbook: Playbook, firing: PlaybookFiring) -> di
         "subject_type": playbook.subject_type.value,
         "subject": subject,
     }
-
-
-_pool = urllib3.PoolManager(retries=False)
-
-
-def _call_webhook(url: str, secret: str, payload: dict, firing_id: int, policy: DeliveryPolicy) -> str:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-
-    def attempt() -> str:
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(secret, timestamp, body),
-            FIRING_HEADER: str(firing_id),
-        }
-        try:
-            response = _pool.request("POST", url, body=body, headers=headers, timeout=policy.timeout_s, redirect=False)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise TransientCallError(f"could not reach the webhook: {exc}") from exc
-        if response.status in (408, 429) or response.status >= 500:
-            raise TransientCallError(f"webhook answered {response.status}")
-        if not 200 <= response.status < 300:
-            raise RuntimeError(f"webhook answered {response.status}")
-        return f"HTTP {response.status}"
-
-    retrying = Retrying(
-        retry=retry_if_exception_type(TransientCallError),
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait_exponential(multiplier=policy.initial_wait_s, max=policy.max_wait_s),
-        sleep=policy.sleep,
-        reraise=True,
-    )
-    return retrying(attempt)
 
 
 def _run_sync(db: Database, sync_id: int, secret_key: str) -> str:

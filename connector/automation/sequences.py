@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
 from connector.automation.common import CHANNELS, channel_for, check_text, insert_for, name_taken, parsed
+from connector.automation.webhooks import DeliveryPolicy, post_signed
 from connector.changes import ChangeSet
 from connector.errors import ConflictError, InvalidError, NotFoundError
 from connector.models import Enrolment, EnrolmentState, MessageEvent, MessageEventKind, Sequence, User, utcnow
@@ -242,6 +243,24 @@ class StepFired:
     step: int
     channel: str
     webhook: tuple[str, str] | None
+
+
+def notify_step(fired: StepFired, secret_key: str, policy: DeliveryPolicy | None = None) -> str:
+    """Call the sequence's webhook for a fired step (after the step's commit): a signed POST, retried; raises when
+    it does not land (the caller logs it; the step stays fired)."""
+    assert fired.webhook is not None
+    url, encrypted = fired.webhook
+    secret = SecretBox(secret_key).decrypt(encrypted).get("secret", "") if encrypted else ""
+    payload = {
+        "enrolment_id": fired.enrolment_id,
+        "sequence_id": fired.sequence_id,
+        "step": fired.step,
+        "user_id": fired.user_id,
+        "channel": fired.channel,
+    }
+    return post_signed(
+        url, secret, payload, {"X-Connector-Enrolment": str(fired.enrolment_id)}, policy or DeliveryPolicy()
+    )
 
 
 def fire_due_steps(session: Session, now: datetime | None = None, limit: int = 1000) -> list[StepFired]:

@@ -35,7 +35,7 @@ from connector.automation.firing import (
     sweep_late_rows,
 )
 from connector.automation.segment_actions import run_segment_action, schedule_of
-from connector.automation.sequences import fire_due_steps
+from connector.automation.sequences import fire_due_steps, notify_step
 from connector.db import Database
 from connector.models import (
     Enrolment,
@@ -201,6 +201,13 @@ def process_once(db: Database, secret_key: str | None, budget_seconds: float = P
         with db.session() as session:
             fired = fire_due_steps(session)
         totals["steps"] += len(fired)
+        for step in fired:
+            if step.webhook is None:
+                continue
+            try:
+                notify_step(step, secret_key or "")
+            except Exception:
+                log.exception("enrolment %s: the webhook of step %s did not land", step.enrolment_id, step.step)
         if not fired:
             break
     with db.session() as session:

@@ -7,11 +7,25 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from sqlalchemy import select
 
+from connector.automation import sequences
 from connector.automation.firing import DeliveryPolicy, deliver_firing, pending_firings
 from connector.destinations.webhook import verify_signature
-from connector.models import FiringStatus
-from tests.automation.support import PRO, SECRET, firings, ingest, make_playbook, make_segment, process
+from connector.models import FiringStatus, SyncRun
+from connector.security import SecretBox
+from connector.syncs.service import DestinationIn, SyncIn, create_destination, create_sync
+from tests.automation.support import (
+    PRO,
+    SECRET,
+    firings,
+    ingest,
+    make_playbook,
+    make_segment,
+    make_sequence,
+    process,
+    user_id,
+)
 
 HOOK_SECRET = "hook-secret-123"
 NO_WAIT = DeliveryPolicy(attempts=3, initial_wait_s=0, sleep=lambda _: None)
@@ -122,3 +136,62 @@ def test_the_webhook_secret_is_never_returned(database, tenant, receiver_factory
         shown = json.dumps(playbook_json(get_playbook(session, tenant.workspace_id, playbook)), default=str)
     assert HOOK_SECRET not in shown
     assert "********" in shown
+
+
+def test_a_sequence_step_calls_the_sequences_signed_webhook(database, tenant, receiver_factory):
+    receiver = receiver_factory(200)
+    ws = tenant.workspace_id
+    sequence_id = make_sequence(database, ws, webhook_url=receiver.url, webhook_secret=HOOK_SECRET)
+    ingest(database, ws, {"external_id": "ann", "default_channel": "sms"})
+    ann = user_id(database, ws, "ann")
+    with database.session() as session:
+        sequence = sequences.get_sequence(session, ws, sequence_id)
+        sequences.enrol(session, sequence, [ann], fallback_channel="email", source="api")
+    with database.session() as session:
+        [fired] = sequences.fire_due_steps(session)
+    assert sequences.notify_step(fired, SECRET, NO_WAIT) == "HTTP 200"
+    [(headers, body)] = receiver.requests
+    assert verify_signature(HOOK_SECRET, headers["X-Connector-Timestamp"], body, headers["X-Connector-Signature"])
+    assert json.loads(body) == {
+        "enrolment_id": fired.enrolment_id,
+        "sequence_id": sequence_id,
+        "step": 0,
+        "user_id": ann,
+        "channel": "sms",
+    }
+
+
+def test_a_run_sync_action_runs_the_sync_and_records_the_run(database, tenant, tmp_path):
+    ws = tenant.workspace_id
+    with database.session() as session:
+        target = create_destination(
+            session,
+            ws,
+            SecretBox(SECRET),
+            DestinationIn(name="files", type="file", config={"directory": str(tmp_path)}),
+        )
+        sync = create_sync(
+            session,
+            ws,
+            SyncIn(
+                name="people",
+                destination_id=target.id,
+                subject_type="users",
+                destination_object="people",
+                mappings=[{"source": {"kind": "field", "name": "email"}, "destination": "email"}],
+                identity={"destination": "email"},
+                schedule={"kind": "manual"},
+            ),
+        ).id
+    pro = make_segment(database, ws, "Pro", PRO)
+    playbook = make_playbook(
+        database, ws, trigger={"kind": "enters", "segment_id": pro}, actions=[{"type": "run_sync", "sync_id": sync}]
+    )
+    ingest(database, ws, {"external_id": "ann", "email": "ann@acme.example", "attributes": {"plan": "pro"}})
+    process(database, playbook)
+    [pending] = firings(database, playbook)
+    assert deliver_firing(database, pending.id, SECRET, NO_WAIT) == "succeeded"
+    with database.session() as session:
+        [run] = session.scalars(select(SyncRun).where(SyncRun.sync_id == sync)).all()
+    assert (run.trigger, run.status.value) == ("playbook", "succeeded")
+    assert "ann@acme.example" in (tmp_path / "people.jsonl").read_text()
