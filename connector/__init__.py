@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     from connector.api.bodies import register_json_body_check
     from connector.api.jsonutil import ApiJSONProvider
     from connector.api.problems import register_error_handlers, validation_error_callback
+    from connector.automation import install as install_automation
     from connector.db import Database
     from connector.web import register_web
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions["connector.db"] = database or Database(settings.database_url)
     register_error_handlers(app)
+    install_automation()
     register_api(app)
     register_web(app, settings.secret_key)
     register_json_body_check(app)

@@ -12,6 +12,7 @@ same transaction. ``kinds`` names the data that changed:
 ``device``             devices were added or seen
 ``object:<type>``      custom object records of type <type> (its name) changed
 ``account_link``       users joined or left accounts
+``message``            message events (sent, opened, …) were recorded for users
 =====================  =====================================================
 """
 

@@ -29,8 +29,10 @@ class Context:
 
     @property
     def db(self):
+        from connector.automation import install
         from connector.db import Database
 
+        install()
         if self._db is None:
             self._db = Database(self.settings.database_url)
         return self._db

@@ -8,9 +8,11 @@ from flask_openapi3 import OpenAPI
 def register_api(app: OpenAPI) -> None:
     from connector.api import (
         admin,
+        automation,
         erasure,
         ingest,
         lists,
+        playbooks,
         segments,
         sources,
         subjects,
@@ -19,6 +21,19 @@ def register_api(app: OpenAPI) -> None:
         workspaces_hq,
     )
 
-    for module in (workspaces, ingest, subjects, segments, syncs, admin, erasure, workspaces_hq, lists, sources):
+    for module in (
+        workspaces,
+        ingest,
+        subjects,
+        segments,
+        syncs,
+        admin,
+        erasure,
+        workspaces_hq,
+        lists,
+        sources,
+        automation,
+        playbooks,
+    ):
         for blueprint in module.blueprints():
             app.register_api(blueprint)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -133,6 +133,9 @@ class IdentifyItem(UserRef):
     remove_tags: Tags = Field(default_factory=list)
     accounts: Ids = Field(default_factory=list, description="External ids of accounts to link the user to")
     remove_accounts: Ids = Field(default_factory=list, description="External ids of accounts to unlink")
+    default_channel: Literal["email", "sms", "push", "whatsapp", "in_app"] | None = Field(
+        None, description="The channel sequences reach this person on (kept when omitted)"
+    )
 
 
 class GroupItem(Item):

@@ -42,11 +42,12 @@ class _User:
     external_id: str | None
     email: str | None
     attributes: dict[str, Any]
-    # (external_id, email, attributes) as stored; None for a user this batch creates.
+    # (external_id, email, attributes, default_channel) as stored; None for a user this batch creates.
     stored: tuple | None = None
     results: list[ItemResult] = field(default_factory=list)
     tags: dict[str, bool] = field(default_factory=dict)
     accounts: dict[str, bool] = field(default_factory=dict)
+    default_channel: str | None = None
 
     @property
     def identity_changed(self) -> bool:
@@ -54,7 +55,9 @@ class _User:
 
     @property
     def changed(self) -> bool:
-        return self.stored is None or (self.external_id, self.email, self.attributes) != self.stored
+        return (
+            self.stored is None or (self.external_id, self.email, self.attributes, self.default_channel) != self.stored
+        )
 
 
 def identify(session: Session, workspace_id: int, raw_items: Sequence[Any], *, partial: bool = False) -> BatchResult:
@@ -85,10 +88,17 @@ def identify(session: Session, workspace_id: int, raw_items: Sequence[Any], *, p
                 external_id=bindparam("b_external_id"),
                 email=bindparam("b_email"),
                 attributes=bindparam("b_attributes", type_=users.c.attributes.type),
+                default_channel=bindparam("b_default_channel"),
                 updated_at=now,
             ),
             [
-                {"b_id": u.id, "b_external_id": u.external_id, "b_email": u.email, "b_attributes": u.attributes}
+                {
+                    "b_id": u.id,
+                    "b_external_id": u.external_id,
+                    "b_email": u.email,
+                    "b_attributes": u.attributes,
+                    "b_default_channel": u.default_channel,
+                }
                 for u in changed
             ],
         )
@@ -118,14 +128,17 @@ def _plan(session: Session, workspace_id: int, batch: Batch[IdentifyItem]) -> li
         workspace_id,
         [(item.external_id, item.email) for _, item in valid],
         users.c.attributes,
+        users.c.default_channel,
         lock=True,
     )
     by_external_id: dict[str, _User] = {}
     by_email: dict[str, _User] = {}
     planned: list[_User] = []
     for row in rows:
-        user = _User(row.id, row.external_id, row.email, dict(row.attributes or {}))
-        user.stored = (row.external_id, row.email, dict(row.attributes or {}))
+        user = _User(
+            row.id, row.external_id, row.email, dict(row.attributes or {}), default_channel=row.default_channel
+        )
+        user.stored = (row.external_id, row.email, dict(row.attributes or {}), row.default_channel)
         planned.append(user)
         if user.external_id is not None:
             by_external_id[user.external_id] = user
@@ -154,6 +167,8 @@ def _plan(session: Session, workspace_id: int, batch: Batch[IdentifyItem]) -> li
             user.email = item.email
             by_email[item.email] = user
         user.attributes = merge_attributes(user.attributes, item.attributes)
+        if item.default_channel is not None:
+            user.default_channel = item.default_channel
         user.tags.update({t: True for t in item.tags} | {t: False for t in item.remove_tags})
         user.accounts.update({a: True for a in item.accounts} | {a: False for a in item.remove_accounts})
         user.results.append(result)
@@ -175,6 +190,7 @@ def _insert_new(session: Session, workspace_id: int, planned: list[_User], now) 
                 "external_id": u.external_id,
                 "email": u.email,
                 "attributes": u.attributes,
+                "default_channel": u.default_channel,
                 "created_at": now,
                 "updated_at": now,
             }

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from connector.db import Database
 from connector.models import Source, Sync
 from connector.schedules import ScheduleError, describe_schedule, trigger_for
+from connector.scheduling.automation import automation_jobs, is_automation_job
 from connector.scheduling.jobs import (
     REFRESH_SEGMENTS_REF,
     RUN_SOURCE_REF,
@@ -27,6 +28,7 @@ from connector.scheduling.jobs import (
     source_job_id,
     sync_job_id,
 )
+from connector.scheduling.store import jobs_table
 from connector.segments.membership import refresh_cadence
 
 log = logging.getLogger("connector.scheduling")
@@ -98,7 +100,11 @@ def reconcile_jobs(scheduler: BaseScheduler, db: Database) -> Reconciliation:
 
 
 def _managed(job_id: str) -> bool:
-    return job_id.startswith((SYNC_JOB_PREFIX, SOURCE_JOB_PREFIX)) or job_id == SEGMENTS_REFRESH_JOB_ID
+    return (
+        job_id.startswith((SYNC_JOB_PREFIX, SOURCE_JOB_PREFIX))
+        or job_id == SEGMENTS_REFRESH_JOB_ID
+        or is_automation_job(job_id)
+    )
 
 
 def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], set[str]]:
@@ -152,6 +158,13 @@ def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], se
                 name=f"segments: refresh time-relative every {cadence}",
                 options={"max_instances": 1},
             )
+    try:
+        desired.update(automation_jobs(db, invalid))
+    except Exception:
+        # As for the cadence: a failure here must not stop the other jobs; automation's jobs stay as they are.
+        log.exception("could not read automation's schedules; keeping the current automation jobs")
+        with db.engine.connect() as connection:
+            keep.update(i for i in connection.scalars(select(jobs_table.c.id)) if is_automation_job(i))
     return desired, invalid, keep
 
 

@@ -24,6 +24,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler, SchedulerNotRunningError
 
+from connector.automation import install as install_automation
 from connector.config import Settings
 from connector.db import Database
 from connector.scheduling.jobs import (
@@ -359,6 +360,7 @@ def start_scheduler(db: Database, settings: Settings | None = None, **options) -
     """
     if settings is not None:
         options.setdefault("secret_key", settings.secret_key)
+    install_automation()
     return SchedulerHandle(db, **options).start()
 
 

@@ -70,6 +70,7 @@ from connector.models import (
     Device,
     Event,
     EventKind,
+    MessageEvent,
     ObjectRecord,
     ObjectType,
     Platform,
@@ -90,6 +91,7 @@ from connector.segments.conditions import (
     Duration,
     EventCondition,
     Group,
+    MessageCondition,
     Node,
     ObjectCondition,
     PageViewCondition,
@@ -115,6 +117,7 @@ MEMBERSHIPS = SegmentMembership.__table__
 SHARES = SegmentShare.__table__
 # The device ids that match across workspaces: IDFV on iOS, Android ID on Android (a web id is per site).
 MATCHING_PLATFORMS = (Platform.IOS, Platform.ANDROID)
+MESSAGE_EVENTS = MessageEvent.__table__
 
 SubjectIds = Select | Iterable[int] | None
 
@@ -486,6 +489,25 @@ def _device(node: DeviceCondition, scope: Scope) -> ColumnElement[bool]:
     return not_(matched) if node.operator == "has_not" else matched
 
 
+def message_clauses(node: MessageCondition, messages: FromClause, scope: Scope) -> list:
+    clauses = [
+        messages.c.workspace_id == scope.workspace_id,
+        messages.c.kind == node.event,
+        *window_clauses(messages.c.occurred_at, node.window, scope),
+    ]
+    if node.sequence_id is not None:
+        clauses.append(messages.c.sequence_id == node.sequence_id)
+    if node.step is not None:
+        clauses.append(messages.c.step == node.step)
+    return clauses
+
+
+def _message(node: MessageCondition, scope: Scope) -> ColumnElement[bool]:
+    messages = scope.alias(MESSAGE_EVENTS)
+    matched = _counted(scope, messages, messages.c.user_id, message_clauses(node, messages, scope), node.count)
+    return not_(matched) if node.operator == "did_not" else matched
+
+
 def object_clauses(node: ObjectCondition, objects: FromClause, scope: Scope) -> list:
     types = scope.alias(OBJECT_TYPES)
     type_id = (
@@ -622,6 +644,7 @@ LEAVES: dict[type, Callable[[Any, Scope], ColumnElement[bool]]] = {
     DeviceCondition: _device,
     ObjectCondition: _object,
     UsersCondition: _users,
+    MessageCondition: _message,
     SegmentCondition: _segment,
     AccountSegmentCondition: _account_segment,
     SharedSegmentCondition: _shared_segment,

@@ -22,6 +22,7 @@ from connector.segments.compiler import (
     DEVICES,
     EVENTS,
     MEMBERSHIPS,
+    MESSAGE_EVENTS,
     OBJECTS,
     USER_TAGS,
     USERS,
@@ -31,6 +32,7 @@ from connector.segments.compiler import (
     compile_predicate,
     device_clauses,
     event_clauses,
+    message_clauses,
     object_clauses,
     object_owner,
     page_view_clauses,
@@ -42,6 +44,7 @@ from connector.segments.conditions import (
     DeviceCondition,
     EventCondition,
     Group,
+    MessageCondition,
     Node,
     ObjectCondition,
     PageViewCondition,
@@ -158,6 +161,11 @@ def _device(session: Session, node: DeviceCondition, scope: Scope, subject_id: i
     }
 
 
+def _message(session: Session, node: MessageCondition, scope: Scope, subject_id: int) -> dict[str, Any]:
+    clauses = message_clauses(node, MESSAGE_EVENTS, scope)
+    return {"count": _count(session, MESSAGE_EVENTS, MESSAGE_EVENTS.c.user_id, clauses, subject_id)}
+
+
 def _object(session: Session, node: ObjectCondition, scope: Scope, subject_id: int) -> dict[str, Any]:
     key = object_owner(OBJECTS, scope.subject_type)
     return {"count": _count(session, OBJECTS, key, object_clauses(node, OBJECTS, scope), subject_id)}
@@ -206,6 +214,7 @@ OBSERVERS = {
     DeviceCondition: _device,
     ObjectCondition: _object,
     UsersCondition: _users,
+    MessageCondition: _message,
     SegmentCondition: _segment,
     AccountSegmentCondition: _account_segment,
 }

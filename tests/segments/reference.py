@@ -21,6 +21,7 @@ from connector.models import (
     AccountUser,
     Device,
     Event,
+    MessageEvent,
     ObjectRecord,
     ObjectType,
     Segment,
@@ -36,6 +37,7 @@ from connector.segments.conditions import (
     DeviceCondition,
     EventCondition,
     Group,
+    MessageCondition,
     Node,
     ObjectCondition,
     PageViewCondition,
@@ -62,6 +64,7 @@ class World:
     devices: list[dict[str, Any]] = field(default_factory=list)
     object_types: dict[str, int] = field(default_factory=dict)
     objects: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[dict[str, Any]] = field(default_factory=list)
     segments: dict[int, str] = field(default_factory=dict)  # id -> subject type
     memberships: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
 
@@ -84,6 +87,7 @@ class World:
         world.devices = [dict(r) for r in rows(Device)]
         world.object_types = {r["name"]: r["id"] for r in rows(ObjectType)}
         world.objects = [dict(r) for r in rows(ObjectRecord)]
+        world.messages = [dict(r) for r in rows(MessageEvent)]
         world.segments = {r["id"]: str(r["subject_type"]) for r in rows(Segment)}
         members = SegmentMembership.__table__
         for r in connection.execute(select(members)).mappings():
@@ -174,6 +178,19 @@ class Evaluator:
         )
         has = count_passes(count, node.count)
         return has if node.operator == "has" else not has
+
+    def _message(self, node: MessageCondition, subject_type: SubjectType, subject_id: int) -> bool:
+        count = sum(
+            1
+            for m in self.world.messages
+            if m["user_id"] == subject_id
+            and m["kind"] == node.event
+            and (node.sequence_id is None or m["sequence_id"] == node.sequence_id)
+            and (node.step is None or m["step"] == node.step)
+            and in_window(m["occurred_at"], node.window, self.now)
+        )
+        did = count_passes(count, node.count)
+        return did if node.operator == "did" else not did
 
     def _users(self, node: UsersCondition, subject_type: SubjectType, subject_id: int) -> bool:
         users = [u for a, u in self.world.links if a == subject_id and u in self.world.users]

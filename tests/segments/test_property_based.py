@@ -22,11 +22,13 @@ from connector.models import (
     Device,
     Event,
     EventKind,
+    MessageEvent,
     ObjectRecord,
     ObjectType,
     Segment,
     SegmentKind,
     SegmentMembership,
+    Sequence,
     SubjectType,
     User,
     UserTag,
@@ -86,6 +88,7 @@ URLS = [
 TAGS = ["vip", "beta", "Vip"]
 EVENT_NAMES = ["purchase", "signup"]
 OBJECT_TYPES = ["orders", "tickets"]
+MESSAGE_KINDS = ["sent", "opened", "clicked"]
 
 
 @st.composite
@@ -96,6 +99,7 @@ def worlds(draw):
     users = [
         {
             "email": draw(st.sampled_from([None, f"ann{i}@acme.com", f"bob{i}@globex.com", f"cy{i}@acme.co"])),
+            "default_channel": draw(st.sampled_from([None, "email", "sms"])),
             "attributes": draw(ATTRIBUTES),
             "tags": draw(st.sets(st.sampled_from(TAGS), max_size=2)),
             "created_at": draw(TIMES),
@@ -159,6 +163,16 @@ def worlds(draw):
         "user_b": draw(st.sets(user_index, max_size=n_users)) if n_users else set(),
         "account_a": draw(st.sets(account_index, max_size=n_accounts)) if n_accounts else set(),
     }
+    messages = [
+        {
+            "user": draw(user_index),
+            "kind": draw(st.sampled_from(MESSAGE_KINDS)),
+            "sequence": draw(st.sampled_from([None, 0, 1])),
+            "step": draw(st.sampled_from([None, 0, 1])),
+            "at": draw(TIMES),
+        }
+        for _ in range(draw(st.integers(0, 8)) if n_users else 0)
+    ]
     return {
         "users": users,
         "accounts": accounts,
@@ -166,6 +180,7 @@ def worlds(draw):
         "events": events,
         "devices": devices,
         "objects": objects,
+        "messages": messages,
         "memberships": memberships,
     }
 
@@ -190,6 +205,7 @@ def load(database, spec) -> tuple[int, dict[str, int]]:
                 id=base + i,
                 external_id=f"u{i}",
                 email=u["email"],
+                default_channel=u["default_channel"],
                 attributes=u["attributes"],
                 created_at=u["created_at"],
             )
@@ -232,7 +248,18 @@ def load(database, spec) -> tuple[int, dict[str, int]]:
                 user_id=None if o["user"] is None else users[o["user"]],
                 account_id=None if o["account"] is None else accounts[o["account"]],
             )
-        segments = {}
+        sequences = [add(Sequence, name=f"s{i}", channels=["email"], steps=[{"name": "a"}]) for i in range(2)]
+        for i, m in enumerate(spec["messages"]):
+            add(
+                MessageEvent,
+                user_id=users[m["user"]],
+                kind=m["kind"],
+                sequence_id=None if m["sequence"] is None else sequences[m["sequence"]],
+                step=m["step"],
+                occurred_at=m["at"],
+                message_id=f"msg{i}",
+            )
+        segments = {f"sequence_{i}": sequence for i, sequence in enumerate(sequences)}
         for name, members in spec["memberships"].items():
             subject_type = SubjectType.ACCOUNT if name.startswith("account") else SubjectType.USER
             segments[name] = add(Segment, name=name, subject_type=subject_type, kind=SegmentKind.MANUAL)
@@ -314,13 +341,13 @@ def _instant(value: str):
 
 def attribute_leaves(subject_type: str):
     custom = comparisons("name", ATTRIBUTE_NAMES).map(lambda c: {"type": "attribute", **c})
-    fields = ["email", "created_at"] if subject_type == "user" else ["domain", "name", "created_at"]
+    fields = ["email", "default_channel", "created_at"] if subject_type == "user" else ["domain", "name", "created_at"]
     built_in = st.one_of(
         st.builds(
             lambda f, op, v: {"type": "attribute", "field": f, "operator": op, "value": v},
             st.sampled_from([f for f in fields if f != "created_at"]),
             st.sampled_from(["eq", "ne", "ends_with", "contains"]),
-            st.sampled_from(["ann@acme.com", "ACME.com", "acme.com", "Acme", "globex"]),
+            st.sampled_from(["ann@acme.com", "ACME.com", "acme.com", "Acme", "globex", "email"]),
         ),
         st.builds(
             lambda op, v: {"type": "attribute", "field": "created_at", "operator": op, "value": v},
@@ -395,6 +422,23 @@ def user_leaves(segments: dict[str, int]):
             WINDOWS,
         ),
         _objects(),
+        st.builds(
+            lambda op, event, sequence, step, count, window: {
+                "type": "message",
+                "operator": op,
+                "event": event,
+                "sequence_id": sequence,
+                "step": step,
+                "count": count,
+                "window": window,
+            },  # fmt: skip
+            st.sampled_from(["did", "did_not"]),
+            st.sampled_from(MESSAGE_KINDS),
+            st.sampled_from([None, segments["sequence_0"], segments["sequence_1"]]),
+            st.sampled_from([None, 0, 1]),
+            COUNTS,
+            WINDOWS,
+        ),
         st.builds(
             lambda op, s: {"type": "segment", "operator": op, "segment_id": s},
             st.sampled_from(["in", "not_in"]),

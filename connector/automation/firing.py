@@ -1,0 +1,454 @@
+"""Firing playbooks: from the membership history (enter/exit) or a schedule, to recorded firings and their actions.
+
+Enter/exit triggers read ``segment_membership_history``, not an in-memory hook: each playbook keeps a cursor (the
+last history id it read). One pass reads the next rows of its segment and change after the cursor, checks the
+conditions for those subjects, runs the actions that write to the database (enrol, attributes, tags), records one
+firing per history row and advances the cursor — all in the caller's transaction, so a crash before the commit
+leaves everything to be read again, and a commit leaves nothing to be read twice (a firing is also unique per
+playbook, history row and subject). Rows younger than ``SETTLE`` are left for the next pass, so that a transaction
+that wrote a lower history id and commits a moment later is not stepped over; a transaction that commits later
+still (a long import beside short requests) is caught by ``sweep_late_rows``, which fires the rows of the last
+``LATE_WINDOW`` behind the cursor that have no firing yet (never rows from before the playbook was created or
+resumed from now).
+
+Actions that call out (webhook, run a sync) are never run inside the transaction: the firing is recorded
+``pending`` and ``deliver_firing`` runs them afterwards, with retries (tenacity), then records ``succeeded`` or
+``failed`` with the error. A pending firing is never dropped: the next pass delivers it again (receivers get the
+firing id in ``X-Connector-Firing`` to recognise a repeat).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from connector.automation.common import insert_for
+from connector.automation.playbooks import MAX_FIRINGS_PER_SUBJECT_PER_HOUR
+from connector.automation.sequences import enrol, get_sequence
+from connector.automation.webhooks import DeliveryPolicy, post_signed
+from connector.db import Database
+from connector.ingest.accounts import group
+from connector.ingest.users import identify
+from connector.models import (
+    Account,
+    FiringStatus,
+    MembershipChange,
+    Playbook,
+    PlaybookFiring,
+    SegmentMembershipEvent,
+    SubjectType,
+    User,
+    utcnow,
+)
+from connector.security import SecretBox
+from connector.segments.compiler import compile_condition
+from connector.segments.conditions import parse_conditions
+from connector.segments.incremental import apply_changes
+from connector.syncs import run_sync
+
+log = logging.getLogger("connector.automation")
+
+SETTLE = timedelta(seconds=1)
+LATE_WINDOW = timedelta(minutes=15)
+BATCH = 5000
+# Ids per statement (bound as a list): large enough that a batch is a handful of statements.
+CHUNK = 5000
+OUTBOUND = frozenset({"webhook", "run_sync"})
+FIRINGS = PlaybookFiring.__table__
+HISTORY = SegmentMembershipEvent.__table__
+FIRING_HEADER = "X-Connector-Firing"
+
+
+@dataclass(frozen=True)
+class Cause:
+    trigger: str
+    ref: str
+    subject_id: int
+    at: datetime
+
+
+def playbooks_to_process(session: Session) -> list[int]:
+    """Enabled enter/exit playbooks, every workspace."""
+    query = select(Playbook.id).where(Playbook.enabled.is_(True), Playbook.trigger_segment_id.is_not(None))
+    return list(session.scalars(query.order_by(Playbook.id)))
+
+
+def process_membership_triggers(
+    session: Session, playbook_id: int, *, now: datetime | None = None, limit: int = BATCH, settle=SETTLE
+) -> int:
+    """Fire the playbook for the next ``limit`` history rows after its cursor; returns how many were read (0: it
+    is caught up, or another process holds it)."""
+    now = now or utcnow()
+    playbook = session.scalar(select(Playbook).where(Playbook.id == playbook_id).with_for_update(skip_locked=True))
+    if playbook is None or not playbook.enabled or playbook.trigger_segment_id is None:
+        return 0
+    change = MembershipChange.ENTERED if playbook.trigger["kind"] == "enters" else MembershipChange.EXITED
+    rows = session.execute(
+        select(HISTORY.c.id, HISTORY.c.subject_id, HISTORY.c.at)
+        .where(
+            HISTORY.c.segment_id == playbook.trigger_segment_id,
+            HISTORY.c.id > playbook.cursor,
+            HISTORY.c.change == change.value,
+            HISTORY.c.at <= now - settle,
+        )
+        .order_by(HISTORY.c.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    fire(session, playbook, [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at) for r in rows], now)
+    playbook.cursor = rows[-1].id
+    session.flush()
+    return len(rows)
+
+
+def sweep_late_rows(
+    session: Session, playbook_id: int, *, now: datetime | None = None, limit: int = BATCH, window=LATE_WINDOW
+) -> int:
+    """Fire for history rows behind the cursor that have no firing: rows whose transaction committed after later
+    rows had been read. Returns how many were found."""
+    now = now or utcnow()
+    playbook = session.scalar(select(Playbook).where(Playbook.id == playbook_id).with_for_update(skip_locked=True))
+    if playbook is None or not playbook.enabled or playbook.trigger_segment_id is None:
+        return 0
+    change = MembershipChange.ENTERED if playbook.trigger["kind"] == "enters" else MembershipChange.EXITED
+    fired = (
+        select(FIRINGS.c.id)
+        .where(FIRINGS.c.playbook_id == playbook.id, FIRINGS.c.trigger_ref == cast(HISTORY.c.id, String))
+        .exists()
+    )
+    rows = session.execute(
+        select(HISTORY.c.id, HISTORY.c.subject_id, HISTORY.c.at)
+        .where(
+            HISTORY.c.segment_id == playbook.trigger_segment_id,
+            HISTORY.c.id <= playbook.cursor,
+            HISTORY.c.change == change.value,
+            HISTORY.c.at >= max(now - window, playbook.read_from),
+            ~fired,
+        )
+        .order_by(HISTORY.c.id)
+        .limit(limit)
+    ).all()
+    if rows:
+        log.warning("playbook %s: %d membership change(s) committed late are fired now", playbook.id, len(rows))
+        fire(session, playbook, [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at) for r in rows], now)
+    return len(rows)
+
+
+def fire_on_schedule(session: Session, playbook_id: int, now: datetime | None = None) -> int:
+    """Fire a schedule playbook for every subject matching its conditions now; returns the firings recorded."""
+    now = now or utcnow()
+    playbook = session.get(Playbook, playbook_id)
+    if playbook is None or not playbook.enabled or playbook.trigger.get("kind") != "schedule":
+        return 0
+    subjects = matching_subjects(session, playbook, None, now)
+    ref = "schedule:" + now.replace(second=0, microsecond=0).isoformat()
+    causes = [Cause("schedule", ref, subject_id, now) for subject_id in sorted(subjects)]
+    for start in range(0, len(causes), BATCH):
+        fire(session, playbook, causes[start : start + BATCH], now, check_conditions=False)
+    return len(causes)
+
+
+def matching_subjects(session: Session, playbook: Playbook, subject_ids: list[int] | None, now: datetime) -> set[int]:
+    """The subjects (of ``subject_ids``, or all) matching the playbook's conditions at ``now``."""
+    subject_type = SubjectType(playbook.subject_type)
+    table = User if subject_type == SubjectType.USER else Account
+    if playbook.conditions is None:
+        query = select(table.id).where(table.workspace_id == playbook.workspace_id)
+        if subject_ids is None:
+            return set(session.scalars(query))
+        found: set[int] = set()
+        for chunk in _chunks(subject_ids):
+            found.update(session.scalars(query.where(table.id.in_(chunk))))
+        return found
+    node = parse_conditions(playbook.conditions, subject_type)
+    if subject_ids is None:
+        return set(
+            session.scalars(
+                compile_condition(node, subject_type=subject_type, workspace_id=playbook.workspace_id, now=now)
+            )
+        )
+    found = set()
+    for chunk in _chunks(subject_ids):
+        query = compile_condition(
+            node, subject_type=subject_type, workspace_id=playbook.workspace_id, now=now, subject_ids=chunk
+        )
+        found.update(session.scalars(query))
+    return found
+
+
+def fire(session: Session, playbook: Playbook, causes: list[Cause], now: datetime, *, check_conditions=True) -> None:
+    """Record a firing per cause: ``skipped`` when the conditions do not hold, ``suppressed`` past the loop bound,
+    else run the database actions and record ``succeeded`` / ``failed`` (or ``pending`` when actions call out)."""
+    subjects = sorted({c.subject_id for c in causes})
+    check = check_conditions and playbook.conditions is not None
+    # Without conditions every subject of the history matches (one deleted since has nothing to act on).
+    matching = matching_subjects(session, playbook, subjects, now) if check else set(subjects)
+    recent = _recent_firings(session, playbook.id, [s for s in subjects if s in matching], now)
+    statuses: list[tuple[Cause, FiringStatus, str | None]] = []
+    to_fire: list[int] = []
+    for cause in causes:
+        if cause.subject_id not in matching:
+            statuses.append((cause, FiringStatus.SKIPPED, "conditions not met"))
+        elif recent.get(cause.subject_id, 0) >= MAX_FIRINGS_PER_SUBJECT_PER_HOUR:
+            reason = f"loop bound: fired {MAX_FIRINGS_PER_SUBJECT_PER_HOUR} times in the last hour for this subject"
+            statuses.append((cause, FiringStatus.SUPPRESSED, reason))
+        else:
+            recent[cause.subject_id] = recent.get(cause.subject_id, 0) + 1
+            to_fire.append(cause.subject_id)
+            statuses.append((cause, FiringStatus.SUCCEEDED, None))
+    outcome = run_local_actions(session, playbook, sorted(set(to_fire)), now) if to_fire else ActionOutcome()
+    outbound = any(a["type"] in OUTBOUND for a in playbook.actions)
+    recorded_at = utcnow()
+    values = []
+    for cause, status, error in statuses:
+        results: list[dict[str, Any]] = []
+        if status == FiringStatus.SUCCEEDED:
+            results = outcome.results_for(cause.subject_id, playbook.actions)
+            # Enrolled once per batch: a later firing for the same subject found them enrolled.
+            outcome.enrolled.discard(cause.subject_id)
+            if outcome.error is not None:
+                status, error = FiringStatus.FAILED, outcome.error
+            elif outbound:
+                status = FiringStatus.PENDING
+        values.append(
+            {
+                "workspace_id": playbook.workspace_id,
+                "playbook_id": playbook.id,
+                "subject_id": cause.subject_id,
+                "trigger": cause.trigger,
+                "trigger_ref": cause.ref,
+                "triggered_at": cause.at,
+                "status": status.value,
+                "attempts": 1 if status in (FiringStatus.SUCCEEDED, FiringStatus.FAILED) else 0,
+                "results": results,
+                "error": error,
+                "created_at": recorded_at,
+                "finished_at": None if status == FiringStatus.PENDING else recorded_at,
+            }
+        )
+    record_firings(session, values)
+
+
+def record_firings(session: Session, values: list[dict[str, Any]]) -> None:
+    """Insert firings, skipping any already recorded for the same cause. On PostgreSQL, one INSERT … SELECT FROM
+    unnest(arrays) per distinct outcome in the batch, with what the rows share as constants (an executemany of
+    5,000 rows was most of a batch's time); elsewhere an executemany."""
+    insert = insert_for(session)(FIRINGS).on_conflict_do_nothing(
+        index_elements=["playbook_id", "trigger_ref", "subject_id"]
+    )
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert, values)
+        return
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in values:
+        shared = {k: v for k, v in row.items() if k not in _PER_ROW}
+        groups.setdefault(json.dumps(shared, default=str, sort_keys=True), []).append(row)
+    for rows in groups.values():
+        first = rows[0]
+        selected = [
+            func.unnest(bindparam("a_subject", [r["subject_id"] for r in rows], type_=ARRAY(BigInteger))),
+            func.unnest(bindparam("a_ref", [r["trigger_ref"] for r in rows], type_=ARRAY(Text))),
+            func.unnest(bindparam("a_at", [r["triggered_at"] for r in rows], type_=ARRAY(DateTime(timezone=True)))),
+        ]
+        names = ["subject_id", "trigger_ref", "triggered_at"]
+        for column in FIRINGS.c:
+            if column.name in _PER_ROW or column.name == "id":
+                continue
+            names.append(column.name)
+            selected.append(literal(first[column.name], column.type))
+        session.execute(insert.from_select(names, select(*selected)))
+
+
+_PER_ROW = frozenset({"subject_id", "trigger_ref", "triggered_at"})
+
+
+def _recent_firings(session: Session, playbook_id: int, subjects: list[int], now: datetime) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    counted = (FiringStatus.SUCCEEDED.value, FiringStatus.FAILED.value, FiringStatus.PENDING.value)
+    for chunk in _chunks(subjects):
+        rows = session.execute(
+            select(FIRINGS.c.subject_id, func.count())
+            .where(
+                FIRINGS.c.playbook_id == playbook_id,
+                FIRINGS.c.subject_id.in_(chunk),
+                FIRINGS.c.created_at >= now - timedelta(hours=1),
+                FIRINGS.c.status.in_(counted),
+            )
+            .group_by(FIRINGS.c.subject_id)
+        )
+        counts.update({subject_id: n for subject_id, n in rows})
+    return counts
+
+
+# -- actions that write to the database ---------------------------------------------------------------------------
+
+
+@dataclass
+class ActionOutcome:
+    enrolled: set[int] = field(default_factory=set)
+    error: str | None = None
+
+    def results_for(self, subject_id: int, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        results = []
+        for action in actions:
+            if action["type"] == "enrol":
+                detail = "enrolled" if subject_id in self.enrolled else "already enrolled"
+                results.append({"type": "enrol", "status": "ok", "detail": detail})
+            elif action["type"] in OUTBOUND:
+                results.append({"type": action["type"], "status": "pending"})
+            else:
+                results.append({"type": action["type"], "status": "ok" if self.error is None else "failed"})
+        return results
+
+
+def run_local_actions(session: Session, playbook: Playbook, subjects: list[int], now: datetime) -> ActionOutcome:
+    """Enrolments and data changes for these subjects, all or none (a savepoint): a failure is the firings' error."""
+    outcome = ActionOutcome()
+    try:
+        with session.begin_nested():
+            for action in playbook.actions:
+                kind = action["type"]
+                if kind == "enrol":
+                    sequence = get_sequence(session, playbook.workspace_id, action["sequence_id"])
+                    for chunk in _chunks(subjects):
+                        outcome.enrolled.update(
+                            enrol(
+                                session,
+                                sequence,
+                                chunk,
+                                fallback_channel=action["fallback_channel"],
+                                source="playbook",
+                                source_id=playbook.id,
+                                now=now,
+                            )
+                        )
+                elif kind not in OUTBOUND:
+                    _change_data(session, playbook, subjects, action)
+    except Exception as exc:
+        log.exception("playbook %s: actions failed for %d subject(s)", playbook.id, len(subjects))
+        outcome = ActionOutcome(error=f"{type(exc).__name__}: {exc}"[:1000])
+    return outcome
+
+
+def _change_data(session: Session, playbook: Playbook, subjects: list[int], action: dict[str, Any]) -> None:
+    """Set or remove an attribute or tag through ingestion (``identify`` / ``group``) and the incremental segment
+    update, exactly as an ingestion request would: segments, history and syncs follow."""
+    change: dict[str, Any] = {}
+    if action["type"] == "set_attribute":
+        change["attributes"] = {action["name"]: action["value"]}
+    elif action["type"] == "remove_attribute":
+        change["attributes"] = {action["name"]: None}
+    elif action["type"] == "add_tag":
+        change["tags"] = [action["tag"]]
+    else:
+        change["remove_tags"] = [action["tag"]]
+    is_user = SubjectType(playbook.subject_type) == SubjectType.USER
+    for chunk in _chunks(subjects):
+        if is_user:
+            rows = session.execute(select(User.external_id, User.email).where(User.id.in_(chunk)))
+            items = [{"external_id": r.external_id} if r.external_id else {"email": r.email} for r in rows]
+            result = identify(session, playbook.workspace_id, [{**item, **change} for item in items])
+        else:
+            rows = session.scalars(select(Account.external_id).where(Account.id.in_(chunk)))
+            result = group(session, playbook.workspace_id, [{"external_id": e, **change} for e in rows])
+        apply_changes(session, playbook.workspace_id, result.changes)
+
+
+def _chunks(ids: Iterable[int], size: int = CHUNK) -> Iterable[list[int]]:
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+# -- actions that call out ----------------------------------------------------------------------------------------
+
+
+def pending_firings(session: Session, limit: int = 100) -> list[int]:
+    query = select(FIRINGS.c.id).where(FIRINGS.c.status == FiringStatus.PENDING.value)
+    return list(session.scalars(query.order_by(FIRINGS.c.id).limit(limit)))
+
+
+def deliver_firing(db: Database, firing_id: int, secret_key: str, policy: DeliveryPolicy | None = None) -> str | None:
+    """Run a pending firing's outbound actions (outside any transaction), then record the outcome; returns the
+    status recorded (None when the firing is no longer pending)."""
+    policy = policy or DeliveryPolicy()
+    with db.session() as session:
+        firing = session.get(PlaybookFiring, firing_id)
+        if firing is None or firing.status != FiringStatus.PENDING:
+            return None
+        playbook = session.get(Playbook, firing.playbook_id)
+        secrets = SecretBox(secret_key).decrypt(playbook.secrets_encrypted) if playbook.secrets_encrypted else {}
+        payload = _payload(session, playbook, firing)
+        actions = list(playbook.actions)
+        results = list(firing.results)
+    error = None
+    for index, action in enumerate(actions):
+        if action["type"] not in OUTBOUND:
+            continue
+        try:
+            if action["type"] == "webhook":
+                detail = post_signed(
+                    action["url"], secrets.get(str(index), ""), payload, {FIRING_HEADER: str(firing_id)}, policy
+                )
+            else:
+                detail = _run_sync(db, action["sync_id"], secret_key)
+            _set_result(results, index, {"type": action["type"], "status": "ok", "detail": detail})
+        except Exception as exc:
+            error = f"{action['type']} (action {index}): {exc}"[:1000]
+            _set_result(results, index, {"type": action["type"], "status": "failed", "detail": str(exc)[:500]})
+    status = FiringStatus.FAILED if error else FiringStatus.SUCCEEDED
+    with db.session() as session:
+        session.execute(
+            update(PlaybookFiring)
+            .where(PlaybookFiring.id == firing_id, PlaybookFiring.status == FiringStatus.PENDING)
+            .values(
+                status=status,
+                results=results,
+                error=error,
+                attempts=PlaybookFiring.attempts + 1,
+                finished_at=utcnow(),
+            )
+        )
+    return status.value
+
+
+def _set_result(results: list[dict[str, Any]], index: int, value: dict[str, Any]) -> None:
+    while len(results) <= index:
+        results.append({})
+    results[index] = value
+
+
+def _payload(session: Session, playbook: Playbook, firing: PlaybookFiring) -> dict[str, Any]:
+    subject: dict[str, Any] = {"id": firing.subject_id}
+    if playbook.subject_type == SubjectType.USER:
+        user = session.get(User, firing.subject_id)
+        if user is not None:
+            subject.update(external_id=user.external_id, email=user.email)
+    else:
+        account = session.get(Account, firing.subject_id)
+        if account is not None:
+            subject.update(external_id=account.external_id, domain=account.domain)
+    return {
+        "playbook": {"id": playbook.id, "name": playbook.name},
+        "firing_id": firing.id,
+        "trigger": firing.trigger,
+        "triggered_at": firing.triggered_at.isoformat(),
+        "subject_type": playbook.subject_type.value,
+        "subject": subject,
+    }
+
+
+def _run_sync(db: Database, sync_id: int, secret_key: str) -> str:
+    outcome = run_sync(db, sync_id, trigger="playbook", secret_key=secret_key)
+    if outcome.status.value == "failed":
+        raise RuntimeError(f"sync run {outcome.run_id} failed: {outcome.first_error}")
+    return f"sync run {outcome.run_id}: {outcome.status.value}"

@@ -1,0 +1,81 @@
+"""Helpers for the automation tests: data goes in through the real ingestion and segment services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from connector.automation import firing, playbooks, segment_actions, sequences
+from connector.db import Database
+from connector.ingest.users import identify
+from connector.models import Enrolment, PlaybookFiring, User
+from connector.segments import service as segment_service
+from connector.segments.incremental import apply_changes
+
+SECRET = "test-secret-key"
+PRO = {"type": "attribute", "name": "plan", "operator": "eq", "value": "pro"}
+
+
+def ingest(database: Database, workspace_id: int, *items: dict[str, Any]) -> None:
+    """Identify users the way ``POST /identify`` does: write, then re-evaluate segments, in one transaction."""
+    with database.session() as session:
+        result = identify(session, workspace_id, list(items))
+        apply_changes(session, workspace_id, result.changes)
+
+
+def user_id(database: Database, workspace_id: int, external_id: str) -> int:
+    with database.session() as session:
+        return session.scalar(select(User.id).where(User.workspace_id == workspace_id, User.external_id == external_id))
+
+
+def make_segment(database: Database, workspace_id: int, name: str, conditions: dict, subject_type="user") -> int:
+    with database.session() as session:
+        return segment_service.create_segment(
+            session, workspace_id, name=name, subject_type=subject_type, conditions=conditions
+        ).id
+
+
+def make_sequence(database: Database, workspace_id: int, name: str = "Welcome", **extra) -> int:
+    data = {
+        "name": name,
+        "channels": ["email", "sms"],
+        "steps": [{"name": "hello", "delay_minutes": 0}, {"name": "reminder", "delay_minutes": 60}],
+        **extra,
+    }
+    with database.session() as session:
+        return sequences.save_sequence(session, workspace_id, data, SECRET).id
+
+
+def make_playbook(database: Database, workspace_id: int, **data) -> int:
+    with database.session() as session:
+        return playbooks.save_playbook(session, workspace_id, {"name": "playbook", **data}, SECRET).id
+
+
+def make_action(database: Database, workspace_id: int, segment_id: int, **data) -> int:
+    with database.session() as session:
+        return segment_actions.put_segment_action(session, workspace_id, segment_id, data).id
+
+
+def process(database: Database, playbook_id: int, **options) -> int:
+    """Read the playbook's history until caught up (no settle time); returns the rows read."""
+    total = 0
+    while True:
+        with database.session() as session:
+            read = firing.process_membership_triggers(session, playbook_id, settle=timedelta(0), **options)
+        total += read
+        if not read:
+            return total
+
+
+def firings(database: Database, playbook_id: int) -> list[PlaybookFiring]:
+    with database.session() as session:
+        query = select(PlaybookFiring).where(PlaybookFiring.playbook_id == playbook_id).order_by(PlaybookFiring.id)
+        return list(session.scalars(query))
+
+
+def enrolments(database: Database, sequence_id: int) -> list[Enrolment]:
+    with database.session() as session:
+        query = select(Enrolment).where(Enrolment.sequence_id == sequence_id).order_by(Enrolment.id)
+        return list(session.scalars(query))
