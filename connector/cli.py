@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "connector.syncs.commands",
     "connector.scheduling.commands",
     "connector.testing.commands",
+    "connector.workers.commands",
+    "connector.operations.commands",
 )
 
 

@@ -6,8 +6,8 @@ from flask_openapi3 import OpenAPI
 
 
 def register_api(app: OpenAPI) -> None:
-    from connector.api import ingest, segments, subjects, syncs, workspaces
+    from connector.api import ingest, operations, segments, subjects, syncs, workspaces
 
-    for module in (workspaces, ingest, subjects, segments, syncs):
+    for module in (workspaces, ingest, subjects, segments, syncs, operations):
         for blueprint in module.blueprints():
             app.register_api(blueprint)

@@ -35,6 +35,7 @@ from connector.ingest.items import DeviceItem, GroupItem, IdentifyItem, ObjectIt
 from connector.ingest.objects import upsert_objects
 from connector.ingest.subjects import ConcurrentWriteError
 from connector.ingest.users import identify
+from connector.operations.metrics import INGESTED_ITEMS
 from connector.segments.incremental import apply_changes
 
 bp = workspace_blueprint("ingest", "ingest")
@@ -191,6 +192,7 @@ def _ingest(service: Callable[..., BatchResult], items: list[dict[str, Any]], pa
             raise
         except ConcurrentWriteError as exc:
             raise conflict(CONCURRENT) from exc
+    INGESTED_ITEMS.labels(service.__name__).inc(len(items) - len(result.invalid))
     answer = {"results": [r.to_json() for r in result.results], "counts": result.counts()}
     return answer, 207 if result.invalid else 200
 

@@ -1,6 +1,7 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
 from connector.models.base import Base, utcnow
+from connector.models.operations import Alert, AlertKind, AlertStatus, RateLimitKey, RateLimitSlot, TaskDelivery
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
     ComputedValue,
@@ -40,6 +41,9 @@ from connector.models.tenancy import ApiToken, Company, Member, Role, Workspace,
 
 __all__ = [
     "Account",
+    "Alert",
+    "AlertKind",
+    "AlertStatus",
     "AccountTag",
     "AccountUser",
     "ApiToken",
@@ -55,6 +59,8 @@ __all__ = [
     "ObjectRecord",
     "ObjectType",
     "Platform",
+    "RateLimitKey",
+    "RateLimitSlot",
     "RecordState",
     "Role",
     "RunStatus",
@@ -71,6 +77,7 @@ __all__ = [
     "SyncRun",
     "SyncRunError",
     "SyncSegment",
+    "TaskDelivery",
     "User",
     "UserTag",
     "Workspace",

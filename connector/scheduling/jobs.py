@@ -14,6 +14,7 @@ from datetime import datetime
 
 from connector.db import Database
 from connector.models import RunStatus, Sync, SyncRun, utcnow
+from connector.scheduling.dispatch import current_dispatcher
 
 log = logging.getLogger("connector.scheduling")
 
@@ -72,6 +73,10 @@ def run_scheduled_sync(sync_id: int) -> str | None:
     """
     from connector.syncs import run_sync
 
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker runs it
+        dispatcher.run_sync(sync_id, "schedule")
+        return "queued"
     db, secret_key = _bound_context()
     try:
         outcome = run_sync(db, sync_id, trigger="schedule", secret_key=secret_key)
@@ -89,6 +94,10 @@ def refresh_time_relative_segments() -> None:
     from connector.segments.membership import refresh_time_relative_segments as refresh
     from connector.segments.membership import time_relative_workspaces
 
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker refreshes
+        dispatcher.refresh_time_relative_segments()
+        return
     db = bound_database()
     with db.session() as session:
         workspaces = time_relative_workspaces(session)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ from connector.models import (
     utcnow,
 )
 from connector.models.base import UTCDateTime
+from connector.operations.metrics import SEGMENT_EVALUATION_SECONDS
 from connector.segments.compiler import LateValues, compile_condition
 from connector.segments.conditions import Node, parse_conditions
 from connector.segments.ordering import dependents_of, evaluation_levels, references_in
@@ -258,6 +260,7 @@ class _Run:
     def execute(self, progress: Callable[[int], None] | None = None) -> Evaluation:
         if not self.pending:
             return self.evaluation
+        started = time.perf_counter()
         involved = set(self.pending) | dependents_of(self.references, self.pending)
         involved = self._lock(involved, exclusive=any(kind in (FULL, RECORDED) for kind in self.pending.values()))
         for gone in set(self.pending) - involved:
@@ -286,6 +289,7 @@ class _Run:
             few = [i for i, scope in batch.items() if isinstance(scope, set) or scope == RECORDED]
             self._finish({i: counts.get(i, (0, 0)) for i in few}, progress)
         self._refresh_segments_property()
+        SEGMENT_EVALUATION_SECONDS.observe(time.perf_counter() - started)
         return self.evaluation
 
     def _finish(self, counts: dict[int, tuple[int, int]], progress: Callable[[int], None] | None) -> None:
