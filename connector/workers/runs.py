@@ -30,7 +30,7 @@ from connector.syncs.locks import claim_run, heartbeat, running_run, skip_run
 log = logging.getLogger("connector.workers")
 
 # How long a task over its destination's concurrency waits before it is tried again (plus up to half of it).
-BUSY_DELAY_S = 1.0
+BUSY_DELAY_S = 0.25
 # A redelivered task looks again at least this often while the dead worker's lease runs out.
 TAKEOVER_POLL_S = 5.0
 ABANDONED = "abandoned"

@@ -89,3 +89,95 @@ def test_a_run_whose_worker_is_killed_is_taken_over_by_another_and_nothing_is_lo
     assert all(records[f"k{i}@example.com"]["firstname"] == f"F{i}" for i in range(n))
     upserts = sandboxes[0].stats()["upserts"]["contacts"]
     assert sum(upserts.values()) - n <= 8 * 100
+
+
+def make_destination(client, tenant, sandbox, name: str, **config) -> int:
+    response = client.post(
+        tenant.url("/destinations"),
+        json={"name": name, "type": "hubspot", "config": hubspot_config(sandbox, **config)},
+        headers=tenant.headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def make_segment_sync(client, database, tenant, destination_id: int, name: str, n: int) -> int:
+    """A sync of its own segment of ``n`` new people to ``destination_id``."""
+    members = users(database, tenant, f"{name}-", n)
+    segment_id = make_segment(database, tenant.workspace_id, name)
+    set_members(database, tenant.workspace_id, segment_id, members)
+    body = {
+        "name": name,
+        "destination_id": destination_id,
+        "subject_type": "users",
+        "destination_object": "contacts",
+        "segment_ids": [segment_id],
+        "mappings": [
+            {"source": {"kind": "field", "name": "email"}, "destination": "email"},
+            {"source": {"kind": "attribute", "name": "first_name"}, "destination": "firstname"},
+        ],
+        "identity": {"destination": "email"},
+    }
+    response = client.post(tenant.url("/syncs"), json=body, headers=tenant.headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def most_at_once(runs: list[SyncRun]) -> int:
+    edges = sorted([(r.started_at, 1) for r in runs] + [(r.finished_at, -1) for r in runs], key=lambda e: (e[0], e[1]))
+    current = peak = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def test_a_slow_destination_delays_only_its_own_syncs(client, tenant, database, sandboxes, start_worker, dispatcher):
+    destinations = [make_destination(client, tenant, s, f"portal-{i}") for i, s in enumerate(sandboxes)]
+    syncs = {
+        d: [make_segment_sync(client, database, tenant, d, f"d{d}s{k}", 100) for k in range(5)] for d in destinations
+    }
+    slow, fast = destinations[0], destinations[1:]
+    sandboxes[0].set_faults(FaultPlan(latency_s=2.0))
+    start_worker(), start_worker()
+    time.sleep(1.0)  # both workers listening
+
+    # The slow destination's syncs first: without isolation they would take five of the eight worker slots.
+    for sync_id in syncs[slow] + [s for d in fast for s in syncs[d]]:
+        dispatcher.run_sync(sync_id, "schedule")
+    runs = wait_for_runs(database, [s for ids in syncs.values() for s in ids], timeout=120)
+
+    slow_runs = [runs[s] for s in syncs[slow]]
+    fast_runs = [runs[s] for d in fast for s in syncs[d]]
+    assert all(r.added == 100 for r in slow_runs + fast_runs)
+    # The slow destination ran two at a time, never more, and the other fifteen syncs were all done before it.
+    assert most_at_once(slow_runs) <= 2
+    assert max(r.finished_at for r in fast_runs) < max(r.finished_at for r in slow_runs)
+    slow_span = (max(r.finished_at for r in slow_runs) - min(r.started_at for r in slow_runs)).total_seconds()
+    fast_span = (max(r.finished_at for r in fast_runs) - min(r.started_at for r in slow_runs)).total_seconds()
+    assert fast_span < slow_span / 2, (fast_span, slow_span)
+    for sandbox, destination in zip(sandboxes, destinations, strict=True):
+        assert len(sandbox.records("contacts")) == 100 * len(syncs[destination])
+
+
+def test_two_workers_syncing_to_one_portal_stay_under_its_rate_limit(
+    client, tenant, database, sandboxes, start_worker, dispatcher
+):
+    portal = sandboxes[0]
+    portal.set_rate_limit((20, 2.0))
+    destination = make_destination(client, tenant, portal, "portal", rate_limit_requests=20, rate_limit_seconds=2)
+    sync_ids = [make_segment_sync(client, database, tenant, destination, f"p{k}", 2000) for k in range(2)]
+    start_worker(concurrency=1), start_worker(concurrency=1)
+    time.sleep(1.0)
+    for sync_id in sync_ids:
+        dispatcher.run_sync(sync_id, "schedule")
+    runs = wait_for_runs(database, sync_ids, timeout=120)
+
+    with database.session() as session:
+        workers = set(session.scalars(select(TaskDelivery.worker)))
+    assert len(workers) == 2  # one run on each worker, at the same time
+    assert most_at_once(list(runs.values())) == 2
+    assert [r.added for r in runs.values()] == [2000, 2000]
+    stats = portal.stats()
+    assert stats["rate_limited"] == 0
+    assert stats["requests"][UPSERT] == 40
