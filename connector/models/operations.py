@@ -44,6 +44,8 @@ class Alert(Base):
     kind: Mapped[AlertKind] = mapped_column(str_enum(AlertKind, 20))
     status: Mapped[AlertStatus] = mapped_column(str_enum(AlertStatus, 10), default=AlertStatus.OPEN)
     message: Mapped[str] = mapped_column(Text)
+    # The sync's latest run when the alert opened: a later successful run resolves it.
+    after_run_id: Mapped[int | None] = mapped_column(BigId)
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None]
 

@@ -11,7 +11,8 @@ an open alert of a kind per sync is unique in the database, so a second checker'
 - **failing**: the latest ``CONNECTOR_ALERT_FAILED_RUNS`` finished runs all failed, or the latest finished run
   rejected at least ``CONNECTOR_ALERT_REJECTED_RECORDS`` records.
 
-Both are resolved by the sync's next successful run (status ``succeeded``) after the alert was opened.
+Both are resolved by the sync's next successful run (status ``succeeded``) after the alert was opened (a run newer
+than the sync's latest run then).
 """
 
 from __future__ import annotations
@@ -79,13 +80,15 @@ def check_alerts(session: Session, settings: OperationsSettings, now: datetime |
                 alert is not None
                 and latest is not None
                 and latest.status == RunStatus.SUCCEEDED
-                and (latest.finished_at or latest.started_at) >= alert.opened_at
+                and latest.id > (alert.after_run_id or 0)
             ):
                 alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
                 changes.resolved.append(alert)
                 del open_alerts[(sync_id, kind)]
 
-        last_start = session.scalar(select(func.max(SyncRun.started_at)).where(SyncRun.sync_id == sync_id))
+        last_start, last_run = session.execute(
+            select(func.max(SyncRun.started_at), func.max(SyncRun.id)).where(SyncRun.sync_id == sync_id)
+        ).one()
         since = max(t for t in (last_start, created_at, updated_at) if t is not None)
         due = next_due(schedule or {}, since)
         if due is not None and now - due > timedelta(seconds=settings.alert_grace_seconds):
@@ -93,7 +96,7 @@ def check_alerts(session: Session, settings: OperationsSettings, now: datetime |
                 f"sync {name!r}: its scheduled run due at {due.isoformat()} has not started "
                 f"({int((now - due).total_seconds())} s late; grace {settings.alert_grace_seconds:g} s)"
             )
-            _open(session, changes, open_alerts, workspace_id, sync_id, AlertKind.OVERDUE, message, now)
+            _open(session, changes, open_alerts, (workspace_id, sync_id, last_run), AlertKind.OVERDUE, message, now)
 
         message = None
         if len(runs) >= settings.alert_failed_runs and all(r.status == RunStatus.FAILED for r in runs):
@@ -101,15 +104,18 @@ def check_alerts(session: Session, settings: OperationsSettings, now: datetime |
         elif latest is not None and latest.rejected >= settings.alert_rejected_records:
             message = f"sync {name!r}: run {latest.id} had {latest.rejected} records rejected by the destination"
         if message is not None:
-            _open(session, changes, open_alerts, workspace_id, sync_id, AlertKind.FAILING, message, now)
+            _open(session, changes, open_alerts, (workspace_id, sync_id, last_run), AlertKind.FAILING, message, now)
     session.flush()
     return changes
 
 
-def _open(session, changes, open_alerts, workspace_id, sync_id, kind, message, now) -> None:
+def _open(session, changes, open_alerts, subject: tuple[int, int, int | None], kind, message, now) -> None:
+    workspace_id, sync_id, last_run = subject
     if (sync_id, kind) in open_alerts:
         return
-    alert = Alert(workspace_id=workspace_id, sync_id=sync_id, kind=kind, message=message, opened_at=now)
+    alert = Alert(
+        workspace_id=workspace_id, sync_id=sync_id, kind=kind, message=message, after_run_id=last_run, opened_at=now
+    )
     try:
         with session.begin_nested():
             session.add(alert)

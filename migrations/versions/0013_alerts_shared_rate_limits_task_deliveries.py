@@ -35,6 +35,7 @@ def upgrade() -> None:
             "status", sa.Enum("open", "resolved", name="alertstatus", native_enum=False, length=10), nullable=False
         ),
         sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("after_run_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("opened_at", connector.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", connector.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["sync_id"], ["syncs.id"], name=op.f("fk_alerts_sync_id_syncs"), ondelete="CASCADE"),

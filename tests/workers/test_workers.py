@@ -150,12 +150,12 @@ def test_a_slow_destination_delays_only_its_own_syncs(client, tenant, database, 
     slow_runs = [runs[s] for s in syncs[slow]]
     fast_runs = [runs[s] for d in fast for s in syncs[d]]
     assert all(r.added == 100 for r in slow_runs + fast_runs)
-    # The slow destination ran two at a time, never more, and the other fifteen syncs were all done before it.
+    # The slow destination ran two at a time, never more: the other destinations kept the rest of the slots, ran
+    # while its first runs were still waiting for their answers, and were all done before it.
     assert most_at_once(slow_runs) <= 2
+    first_slow = min(slow_runs, key=lambda r: r.started_at)
+    assert any(first_slow.started_at < r.started_at and r.finished_at < first_slow.finished_at for r in fast_runs)
     assert max(r.finished_at for r in fast_runs) < max(r.finished_at for r in slow_runs)
-    slow_span = (max(r.finished_at for r in slow_runs) - min(r.started_at for r in slow_runs)).total_seconds()
-    fast_span = (max(r.finished_at for r in fast_runs) - min(r.started_at for r in slow_runs)).total_seconds()
-    assert fast_span < slow_span / 2, (fast_span, slow_span)
     for sandbox, destination in zip(sandboxes, destinations, strict=True):
         assert len(sandbox.records("contacts")) == 100 * len(syncs[destination])
 
