@@ -26,12 +26,14 @@ def worker_queues(settings: Settings) -> list[str]:
     return [DEFAULT_QUEUE, *sorted(set(settings.operations.destination_queues.values()) - {DEFAULT_QUEUE})]
 
 
-def configure_celery(settings: Settings) -> Celery:
-    """Point the application at the broker of ``settings`` and set the delivery guarantees the tasks rely on."""
+def configure_celery(settings: Settings, app: Celery | None = None) -> Celery:
+    """Point ``app`` (default: the workers' application, which has the tasks) at the broker of ``settings`` and set
+    the delivery guarantees the tasks rely on. Senders may use an application of their own (tasks go by name)."""
     ops = settings.operations
     if not ops.broker_url:
         raise RuntimeError("CONNECTOR_BROKER_URL is not set: there is no broker to send work to")
-    celery_app.conf.update(
+    app = app if app is not None else celery_app
+    app.conf.update(
         broker_url=ops.broker_url,
         task_default_queue=queue_name(settings),
         # Acknowledge when done, not when received, and give the message back when the worker dies mid-task.
@@ -49,4 +51,4 @@ def configure_celery(settings: Settings) -> Celery:
         worker_send_task_events=False,
         enable_utc=True,
     )
-    return celery_app
+    return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from celery import Celery
 from sqlalchemy import select
 
 from connector.config import Settings
@@ -19,7 +20,7 @@ class CeleryDispatcher:
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db, self.settings = db, settings
-        self.app = configure_celery(settings)
+        self.app = configure_celery(settings, Celery("connector-sender", set_as_current=False))
 
     def queue_for_sync(self, sync_id: int) -> str:
         with self.db.session() as session:

@@ -28,21 +28,33 @@ from connector.workers.dispatch import CeleryDispatcher
 from tests.conftest import IN_CI
 
 BROKER_URL = os.environ.get("CONNECTOR_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LEASE_SECONDS = 4.0
 HEARTBEAT_SECONDS = 0.5
 
 
-@pytest.fixture(scope="session")
-def broker_url() -> str:
+def _reachable(url: str, name: str) -> str:
     try:
-        with Connection(BROKER_URL, connect_timeout=3) as connection:
+        with Connection(url, connect_timeout=3) as connection:
             connection.ensure_connection(max_retries=1, timeout=3)
     except Exception as exc:
-        message = f"RabbitMQ is not reachable at 127.0.0.1:5672: {exc}"
+        message = f"{name} is not reachable: {type(exc).__name__}: {exc}"
         if IN_CI:
-            pytest.fail(message + " (CI=true: RabbitMQ is required)", pytrace=False)
+            pytest.fail(message + f" (CI=true: {name} is required)", pytrace=False)
         pytest.skip(message)
-    return BROKER_URL
+    return url
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """The local RabbitMQ."""
+    return _reachable(BROKER_URL, "RabbitMQ")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis, as a broker."""
+    return _reachable(REDIS_URL, "Redis")
 
 
 @pytest.fixture
@@ -77,11 +89,15 @@ def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., 
     """Start ``connector worker`` processes; all are stopped (killed if they must be) and their queues deleted."""
     processes: list[subprocess.Popen] = []
 
-    def start(concurrency: int = 4) -> subprocess.Popen:
+    started: list[Settings] = []
+
+    def start(concurrency: int = 4, settings: Settings | None = None) -> subprocess.Popen:
+        settings = settings or worker_settings
+        started.append(settings)
         log = (tmp_path / f"worker-{len(processes)}.log").open("w")
         process = subprocess.Popen(
             [sys.executable, "-m", "connector.cli", "worker", "--concurrency", str(concurrency), "--no-alerts"],
-            env=worker_env(worker_settings),
+            env=worker_env(settings),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -98,13 +114,14 @@ def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    with Connection(worker_settings.operations.broker_url) as connection:
-        channel = connection.channel()
-        for queue in worker_queues(worker_settings):
-            try:
-                channel.queue_delete(worker_settings.operations.queue_prefix + queue)
-            except Exception:
-                channel = connection.channel()
+    for settings in {s.operations.broker_url: s for s in started}.values():
+        with Connection(settings.operations.broker_url) as connection:
+            channel = connection.channel()
+            for queue in worker_queues(settings):
+                try:
+                    channel.queue_delete(settings.operations.queue_prefix + queue)
+                except Exception:
+                    channel = connection.channel()
 
 
 @pytest.fixture

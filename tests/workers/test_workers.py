@@ -6,12 +6,14 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
 
 from connector.models import RunStatus, SyncRecord, SyncRun, TaskDelivery
 from connector.testing.hubspot_sandbox import FaultPlan, HubSpotSandbox
+from connector.workers.dispatch import CeleryDispatcher
 from tests.syncs.conftest import SANDBOX_TOKEN, create_sync, hubspot_config, make_segment, seed_users, set_members
 from tests.workers.conftest import LEASE_SECONDS, wait_for_runs
 
@@ -43,6 +45,18 @@ def test_a_worker_runs_a_sync_sent_by_the_scheduler(client, tenant, database, sa
     run = wait_for_runs(database, [setup.sync_id], timeout=60)[setup.sync_id]
     assert (run.trigger, run.added) == ("schedule", 250)
     assert len(sandboxes[0].records("contacts")) == 250
+
+
+def test_a_worker_on_a_redis_broker_runs_a_sync(
+    client, tenant, database, sandboxes, start_worker, worker_settings, redis_url
+):
+    settings = replace(worker_settings, operations=replace(worker_settings.operations, broker_url=redis_url))
+    users(database, tenant, "r", 120)
+    setup = create_sync(client, tenant, sandboxes[0])
+    start_worker(settings=settings)
+    CeleryDispatcher(database, settings).run_sync(setup.sync_id, "schedule")
+    assert wait_for_runs(database, [setup.sync_id], timeout=60)[setup.sync_id].added == 120
+    assert len(sandboxes[0].records("contacts")) == 120
 
 
 def test_a_run_whose_worker_is_killed_is_taken_over_by_another_and_nothing_is_lost(
