@@ -1,10 +1,10 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
 from connector.models.base import Base, utcnow
+from connector.models.computed import ComputedValue
 from connector.models.operations import Alert, AlertKind, AlertStatus, RateLimitKey, RateLimitSlot, TaskDelivery
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
-    ComputedValue,
     MembershipChange,
     Segment,
     SegmentGroup,
