@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from connector.errors import InvalidError
 from connector.models import Alert, AlertKind, AlertStatus, RunStatus, Sync, SyncRun, Workspace, utcnow
 from connector.operations.settings import OperationsSettings
-from connector.scheduling.triggers import ScheduleError, trigger_for
+from connector.schedules import IntervalSchedule, ScheduleError, parse_schedule
 
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED)
 
@@ -39,17 +39,16 @@ class AlertChanges:
     resolved: list[Alert] = field(default_factory=list)
 
 
-def next_due(schedule: dict[str, Any], after: datetime) -> datetime | None:
+def next_due(schedule: Any, after: datetime) -> datetime | None:
     """When a sync's next scheduled run falls due, counting from ``after``; None for a manual or invalid schedule."""
     try:
-        trigger = trigger_for(schedule)
+        typed = parse_schedule(schedule)
     except ScheduleError:
         return None
-    if trigger is None:
-        return None
-    if schedule.get("kind") == "interval":
-        return after + timedelta(minutes=schedule["minutes"])
-    return trigger.get_next_fire_time(None, after + timedelta(seconds=1))
+    if isinstance(typed, IntervalSchedule):
+        return after + timedelta(minutes=typed.minutes)
+    trigger = typed.trigger()
+    return None if trigger is None else trigger.get_next_fire_time(None, after + timedelta(seconds=1))
 
 
 def check_alerts(session: Session, settings: OperationsSettings, now: datetime | None = None) -> AlertChanges:
@@ -90,7 +89,7 @@ def check_alerts(session: Session, settings: OperationsSettings, now: datetime |
             select(func.max(SyncRun.started_at), func.max(SyncRun.id)).where(SyncRun.sync_id == sync_id)
         ).one()
         since = max(t for t in (last_start, created_at, updated_at) if t is not None)
-        due = next_due(schedule or {}, since)
+        due = next_due(schedule, since)
         if due is not None and now - due > timedelta(seconds=settings.alert_grace_seconds):
             message = (
                 f"sync {name!r}: its scheduled run due at {due.isoformat()} has not started "
