@@ -26,6 +26,7 @@ from connector.operations.settings import OperationsSettings
 from connector.workers.app import worker_queues
 from connector.workers.dispatch import CeleryDispatcher
 from tests.conftest import IN_CI
+from tests.syncs.conftest import _sandbox_server, sandbox  # noqa: F401  (the HubSpot sandbox fixtures)
 
 BROKER_URL = os.environ.get("CONNECTOR_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
+from connector import create_app
 from connector.models import RunStatus, SyncRecord, SyncRun, TaskDelivery
 from connector.testing.hubspot_sandbox import FaultPlan, HubSpotSandbox
 from connector.workers.dispatch import CeleryDispatcher
@@ -195,3 +196,18 @@ def test_two_workers_syncing_to_one_portal_stay_under_its_rate_limit(
     stats = portal.stats()
     assert stats["rate_limited"] == 0
     assert stats["requests"][UPSERT] == 40
+
+
+def test_run_now_in_the_api_enqueues_the_claimed_run_for_a_worker(
+    tenant, database, sandboxes, start_worker, worker_settings
+):
+    api = create_app(worker_settings, database=database).test_client()
+    users(database, tenant, "n", 150)
+    setup = create_sync(api, tenant, sandboxes[0])
+    start_worker()
+    response = api.post(tenant.url(f"/syncs/{setup.sync_id}/runs"), headers=tenant.headers)
+    assert response.status_code == 202, response.get_json()
+    claimed = response.get_json()["id"]
+    run = wait_for_runs(database, [setup.sync_id], timeout=60)[setup.sync_id]
+    # The worker carried out the very run the API claimed and answered with.
+    assert (run.id, run.trigger, run.added) == (claimed, "api", 150)
