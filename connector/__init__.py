@@ -41,6 +41,11 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.extensions["connector.db"] = database or Database(settings.database_url)
+    if settings.operations.distributed:
+        from connector.workers.dispatch import CeleryDispatcher
+
+        # "Run now" enqueues for the workers instead of running in a thread of this process.
+        app.extensions["connector.dispatcher"] = CeleryDispatcher(app.extensions["connector.db"], settings)
     register_error_handlers(app)
     install_automation()
     register_api(app)
@@ -49,6 +54,5 @@ def create_app(settings: Settings | None = None, *, database=None, **overrides: 
 
     # The document itself (doc_ui=False turns off flask-openapi3's UI pages and their route).
     app.add_url_rule("/api/v1/openapi.json", "openapi_json", lambda: app.api_doc)
-    app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
 
     return app

@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "connector.scheduling.commands",
     "connector.testing.commands",
     "connector.web.commands",
+    "connector.workers.commands",
+    "connector.operations.commands",
 )
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from connector.operations.settings import OperationsSettings
+
 DEFAULT_DATABASE_URL = "sqlite:///connector.db"
 # A fixed development key: fine for the demo, refused when CONNECTOR_ENV=production.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"
@@ -22,6 +24,8 @@ class Settings:
     # Run the scheduler inside the web process (the single-machine default).
     scheduler_enabled: bool = False
     extra: dict = field(default_factory=dict)
+    # Distributed execution, alerts, logs: see ``connector.operations.settings``.
+    operations: OperationsSettings = field(default_factory=OperationsSettings)
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -30,6 +34,7 @@ class Settings:
             "secret_key": os.environ.get("CONNECTOR_SECRET_KEY", DEVELOPMENT_SECRET_KEY),
             "environment": os.environ.get("CONNECTOR_ENV", "development"),
             "scheduler_enabled": os.environ.get("CONNECTOR_SCHEDULER", "0") in ("1", "true", "yes"),
+            "operations": OperationsSettings.from_env(os.environ),
         }
         values.update(overrides)
         settings = cls(**values)

@@ -20,6 +20,8 @@ from connector.db import Database
 from connector.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG, seed_demo
 from connector.migrate import upgrade
 from connector.models import Workspace
+from connector.operations.checker import AlertChecker
+from connector.operations.logs import configure_logging
 
 log = logging.getLogger("connector.serve")
 
@@ -34,7 +36,7 @@ def serve(
     scheduler: bool = True,
     sandbox_port: int = 8010,
 ) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     upgrade(settings.database_url)
     log.info("database ready at %s", _safe_url(db))
 
@@ -56,7 +58,14 @@ def serve(
     if scheduler:
         from connector.scheduling import start_scheduler
 
+        if settings.operations.distributed:
+            from connector.scheduling.dispatch import use_dispatcher
+            from connector.workers.dispatch import CeleryDispatcher
+
+            use_dispatcher(CeleryDispatcher(db, settings))
         handle = start_scheduler(db, settings)
+    checker = AlertChecker(db, settings)
+    checker.start()
 
     app = create_app(settings, database=db)
     server = make_server(host, port, app, threaded=True)
@@ -76,6 +85,7 @@ def serve(
     try:
         server.serve_forever()
     finally:
+        checker.stop()
         if handle is not None:
             handle.shutdown()
         if sandbox is not None:

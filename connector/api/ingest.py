@@ -34,6 +34,7 @@ from connector.ingest.items import DeviceItem, GroupItem, IdentifyItem, ObjectIt
 from connector.ingest.objects import upsert_objects
 from connector.ingest.users import identify
 from connector.intake import ingest_batch, ingest_file
+from connector.operations.metrics import INGESTED_ITEMS
 
 bp = workspace_blueprint("ingest", "ingest")
 imports = workspace_blueprint("imports", "imports", "/imports")
@@ -169,6 +170,7 @@ def _ingest(service: Callable[..., BatchResult], items: list[dict[str, Any]], pa
         ]
         detail = f"{len(exc.invalid)} of {len(items)} items are invalid; nothing was written"
         raise ProblemError(422, "Invalid request", detail, errors=errors) from exc
+    INGESTED_ITEMS.labels(service.__name__).inc(len(items) - len(result.invalid))
     answer = {"results": [r.to_json() for r in result.results], "counts": result.counts()}
     return answer, 207 if result.invalid else 200
 

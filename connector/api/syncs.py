@@ -192,12 +192,16 @@ def start_run(path: SyncPath, query: RunStartQuery):
     if run.status == RunStatus.SKIPPED:
         raise conflict(document["first_error"] or "a run of this sync is in progress", run=document)
     db, secret_key = database(), current_app.config["SETTINGS"].secret_key
+    location = url_for(".get_run", workspace=path.workspace, sync_id=sync.id, run_id=run.id)
+    dispatcher = current_app.extensions.get("connector.dispatcher")
+    if dispatcher is not None and not query.wait:  # a broker is configured: a worker runs the claimed run
+        dispatcher.run_sync(sync.id, "api", run_id=run.id)
+        return document, 202, {"Location": location}
     if query.wait:
         execute_run(db, run.id, sync.id, "api", secret_key=secret_key)
         with unit_of_work() as session:
             return run_json(history.get_run(session, sync.id, run.id))
     start_claimed_run(db, run.id, sync.id, "api", secret_key=secret_key)
-    location = url_for(".get_run", workspace=path.workspace, sync_id=sync.id, run_id=run.id)
     return document, 202, {"Location": location}
 
 

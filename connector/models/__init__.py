@@ -19,6 +19,7 @@ from connector.models.base import Base, utcnow
 from connector.models.computed import ComputedValue
 from connector.models.erasures import Erasure
 from connector.models.lists import ListSync, SyncList, SyncListMember
+from connector.models.operations import Alert, AlertKind, AlertStatus, RateLimitKey, RateLimitSlot, TaskDelivery
 from connector.models.preparations import SyncPreparation
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
@@ -60,6 +61,9 @@ from connector.models.workspaces import HqSyncReport, SegmentMapping, SegmentSha
 
 __all__ = [
     "Account",
+    "Alert",
+    "AlertKind",
+    "AlertStatus",
     "AccountTag",
     "AccountUser",
     "ApiToken",
@@ -87,6 +91,8 @@ __all__ = [
     "Platform",
     "Playbook",
     "PlaybookFiring",
+    "RateLimitKey",
+    "RateLimitSlot",
     "RecordState",
     "Role",
     "RunStatus",
@@ -117,6 +123,7 @@ __all__ = [
     "SyncRun",
     "SyncRunError",
     "SyncSegment",
+    "TaskDelivery",
     "User",
     "UserTag",
     "View",

@@ -22,9 +22,14 @@ def scheduler(obj, retry_seconds: float) -> None:
     Several processes may run it: one is active (it holds the database's scheduler lock), the others stand by and
     take over when it stops. Run `connector db upgrade` first.
     """
+    from connector.operations.logs import configure_logging
     from connector.scheduling import run_scheduler
+    from connector.scheduling.dispatch import use_dispatcher
+    from connector.workers.dispatch import CeleryDispatcher
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(obj.settings)
+    if obj.settings.operations.distributed:  # jobs only enqueue; `connector worker` processes execute
+        use_dispatcher(CeleryDispatcher(obj.db, obj.settings))
     # connector.scheduling logs every job's outcome; APScheduler's executor would say the same twice.
     logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     try:

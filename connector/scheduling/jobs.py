@@ -15,6 +15,7 @@ from datetime import datetime
 from connector.db import Database
 from connector.errors import NotFoundError
 from connector.models import Sync
+from connector.scheduling.dispatch import current_dispatcher
 from connector.security import SecretBox
 from connector.segments.membership import refresh_time_relative_segments as refresh
 from connector.segments.membership import time_relative_workspaces
@@ -83,6 +84,10 @@ def run_scheduled_sync(sync_id: int) -> str | None:
     The sync engine's lease makes a run exclusive: a tick that finds the previous run still going is recorded
     there as a ``skipped`` run. A sync deleted since the last reconcile is left alone (its job goes at the next).
     """
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker runs it
+        dispatcher.run_sync(sync_id, "schedule")
+        return "queued"
     db, secret_key = _bound_context()
     try:
         outcome = run_sync(db, sync_id, trigger="schedule", secret_key=secret_key)
@@ -111,6 +116,10 @@ def refresh_time_relative_segments() -> None:
     """Re-evaluate the segments whose conditions slide with time (``in the last 7 days``) in every workspace, one
     transaction per workspace: a workspace's segments stay locked only while it is refreshed, and one that fails
     does not hold the others back."""
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker refreshes
+        dispatcher.refresh_time_relative_segments()
+        return
     db = bound_database()
     with db.session() as session:
         workspaces = time_relative_workspaces(session)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ from connector.models import (
     utcnow,
 )
 from connector.models.base import UTCDateTime
+from connector.operations.metrics import SEGMENT_EVALUATION_SECONDS
 from connector.scratch import (
     affected_rows,
     evaluate_into,
@@ -259,6 +261,7 @@ class _Run:
     def execute(self, progress: Callable[[int], None] | None = None) -> Evaluation:
         if not self.pending:
             return self.evaluation
+        started = time.perf_counter()
         involved = set(self.pending) | dependents_of(self.references, self.pending)
         involved = self._lock(involved, exclusive=any(kind in (FULL, RECORDED) for kind in self.pending.values()))
         for gone in set(self.pending) - involved:
@@ -288,6 +291,7 @@ class _Run:
             self._finish({i: counts.get(i, (0, 0)) for i in few}, progress)
         self._refresh_segments_property()
         self._follow_shares()
+        SEGMENT_EVALUATION_SECONDS.observe(time.perf_counter() - started)
         return self.evaluation
 
     def _follow_shares(self) -> None:

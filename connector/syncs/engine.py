@@ -70,8 +70,8 @@ from connector.syncs.planner import (
     pages,
     subject_page,
 )
-from connector.syncs.ratelimit import shared_limiter
 from connector.syncs.retry import RetryPolicy
+from connector.syncs.sharedlimit import limiter_for
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ class _Runner:
         limit = self.plugin.rate_limit
         self.limiter = None
         if limit and not self.dry_run:
-            self.limiter = shared_limiter(destination_key, int(limit[0]), float(limit[1]))
+            self.limiter = limiter_for(self.db, destination_key, int(limit[0]), float(limit[1]))
             self.plugin.bind_rate_limiter(self.limiter.acquire)
 
     def _read(self, fetch, *args):

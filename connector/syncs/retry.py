@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from connector.destinations import TransientError
+from connector.operations.metrics import count_retry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,3 +66,4 @@ def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
     log.warning("destination call failed (attempt %d), retrying in %.2fs: %s", state.attempt_number, wait, error)
+    count_retry(error)

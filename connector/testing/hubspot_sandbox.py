@@ -90,7 +90,8 @@ class FaultPlan:
 
     ``rate_429`` / ``rate_5xx`` / ``rate_drop`` fail a request before it is applied. ``rate_timeout`` applies it,
     then waits ``timeout_s`` before answering (the client has given up: did it land?). ``rate_5xx_after_write``
-    applies a write, then answers 502. ``match`` limits faults to paths containing it (e.g. ``"/batch/"``).
+    applies a write, then answers 502. ``latency_s`` delays every answer (a slow portal). ``match`` limits faults
+    to paths containing it (e.g. ``"/batch/"``).
     Injected 429s carry ``X-HubSpot-RateLimit-*`` headers of the configured limit (else a 10 s interval).
     """
 
@@ -103,6 +104,7 @@ class FaultPlan:
     seed: int | None = 0
     match: str | None = None
     retry_after_s: float | None = None  # sent as Retry-After on injected 429s (HubSpot does not document one)
+    latency_s: float = 0.0  # every answered request (matching ``match``) waits this long first: a slow portal
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultPlan:
@@ -657,6 +659,8 @@ class HubSpotSandbox(ListsMixin, AssociationsMixin, SchemasMixin):
         reply.headers.update(limit_headers)
         if fault == "timeout":
             reply.delay = plan.timeout_s if plan else 0.0
+        if plan is not None and plan.latency_s > 0 and (plan.match is None or plan.match in path):
+            reply.delay += plan.latency_s
         return reply
 
     @staticmethod

@@ -1,0 +1,61 @@
+"""The rolling window shared through the database: limiters of separate processes (here: separate engines) on one
+destination together stay under its budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from connector.db import Database
+from connector.syncs.ratelimit import RateLimiter
+from connector.syncs.sharedlimit import DatabaseRateLimiter, limiter_for, use_shared_limits
+
+REQUESTS, SECONDS = 5, 1.0
+
+
+def test_two_processes_sharing_a_budget_never_exceed_it_in_any_window(database, database_url):
+    other = Database(database_url)  # a second engine: another process's connections
+    try:
+        limiters = [DatabaseRateLimiter(db, "destination:1", REQUESTS, SECONDS) for db in (database, other)]
+        taken: list[float] = []
+        lock = threading.Lock()
+
+        def caller(limiter: DatabaseRateLimiter) -> None:
+            for _ in range(3):
+                with limiter.tracking():
+                    limiter.acquire()
+                    with lock:
+                        taken.append(time.time())
+
+        threads = [threading.Thread(target=caller, args=(limiters[i % 2],)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        other.dispose()
+    taken.sort()
+    assert len(taken) == 18
+    # The sixth request after any other starts a whole window later (less the time to note it down).
+    assert min(taken[i + REQUESTS] - taken[i] for i in range(len(taken) - REQUESTS)) >= SECONDS - 0.1
+    # And the budget is used: the first five go at once.
+    assert taken[REQUESTS - 1] - taken[0] < SECONDS / 2
+
+
+def test_budgets_of_different_destinations_are_separate(database):
+    first = DatabaseRateLimiter(database, "destination:1", 2, 10.0)
+    second = DatabaseRateLimiter(database, "destination:2", 2, 10.0)
+    started = time.monotonic()
+    for limiter in (first, first, second, second):
+        limiter.acquire()
+    assert time.monotonic() - started < 5.0
+
+
+def test_the_engine_shares_through_the_database_only_where_switched_on(database):
+    assert isinstance(limiter_for(database, ("url://x", 1, "t"), 10, 1.0), RateLimiter)
+    use_shared_limits(True)
+    try:
+        limiter = limiter_for(database, ("postgresql://x", 1, "t"), 10, 1.0)
+        assert isinstance(limiter, DatabaseRateLimiter) and limiter.key == "1:t"
+    finally:
+        use_shared_limits(False)

@@ -1,0 +1,148 @@
+"""Real ``connector worker`` processes on the local RabbitMQ, each test on queues of its own.
+
+RabbitMQ (``CONNECTOR_TEST_BROKER_URL``, default ``amqp://guest:guest@127.0.0.1:5672//``) is required under
+``CI=true`` and skipped otherwise when it is down, like PostgreSQL. Every test gets a unique queue prefix, so test
+runs of other people on the same broker never take each other's tasks; its queues are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+from kombu import Connection
+from sqlalchemy import select
+
+from connector.config import Settings
+from connector.models import RunStatus, SyncRun
+from connector.operations.settings import OperationsSettings
+from connector.workers.app import worker_queues
+from connector.workers.dispatch import CeleryDispatcher
+from tests.conftest import IN_CI
+from tests.syncs.conftest import _sandbox_server, sandbox  # noqa: F401  (the HubSpot sandbox fixtures)
+
+BROKER_URL = os.environ.get("CONNECTOR_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+LEASE_SECONDS = 4.0
+HEARTBEAT_SECONDS = 0.5
+
+
+def _reachable(url: str, name: str) -> str:
+    try:
+        with Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1, timeout=3)
+    except Exception as exc:
+        message = f"{name} is not reachable: {type(exc).__name__}: {exc}"
+        if IN_CI:
+            pytest.fail(message + f" (CI=true: {name} is required)", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    """The local RabbitMQ."""
+    return _reachable(BROKER_URL, "RabbitMQ")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis, as a broker."""
+    return _reachable(REDIS_URL, "Redis")
+
+
+@pytest.fixture
+def worker_settings(settings: Settings, broker_url: str) -> Settings:
+    """The test's settings with the broker, a queue prefix of its own and a short run lease."""
+    operations = OperationsSettings(
+        broker_url=broker_url,
+        queue_prefix=f"connector-test-{uuid.uuid4().hex[:12]}.",
+        destination_concurrency=2,
+        run_lease_seconds=LEASE_SECONDS,
+        run_heartbeat_seconds=HEARTBEAT_SECONDS,
+    )
+    return replace(settings, operations=operations)
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    ops = settings.operations
+    return {
+        **os.environ,
+        "CONNECTOR_DATABASE_URL": settings.database_url,
+        "CONNECTOR_SECRET_KEY": settings.secret_key,
+        "CONNECTOR_BROKER_URL": ops.broker_url,
+        "CONNECTOR_QUEUE_PREFIX": ops.queue_prefix,
+        "CONNECTOR_DESTINATION_CONCURRENCY": str(ops.destination_concurrency),
+        "CONNECTOR_RUN_LEASE_SECONDS": str(ops.run_lease_seconds),
+        "CONNECTOR_RUN_HEARTBEAT_SECONDS": str(ops.run_heartbeat_seconds),
+    }
+
+
+@pytest.fixture
+def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start ``connector worker`` processes; all are stopped (killed if they must be) and their queues deleted."""
+    processes: list[subprocess.Popen] = []
+
+    started: list[Settings] = []
+
+    def start(concurrency: int = 4, settings: Settings | None = None) -> subprocess.Popen:
+        settings = settings or worker_settings
+        started.append(settings)
+        log = (tmp_path / f"worker-{len(processes)}.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "connector.cli", "worker", "--concurrency", str(concurrency), "--no-alerts"],
+            env=worker_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for settings in {s.operations.broker_url: s for s in started}.values():
+        with Connection(settings.operations.broker_url) as connection:
+            channel = connection.channel()
+            for queue in worker_queues(settings):
+                try:
+                    channel.queue_delete(settings.operations.queue_prefix + queue)
+                except Exception:
+                    channel = connection.channel()
+
+
+@pytest.fixture
+def dispatcher(database, worker_settings) -> CeleryDispatcher:
+    """What the scheduler and the API use to enqueue, pointed at the test's queues."""
+    return CeleryDispatcher(database, worker_settings)
+
+
+def wait_for_runs(database, sync_ids, *, timeout: float, statuses=(RunStatus.SUCCEEDED,)) -> dict[int, SyncRun]:
+    """Wait until each sync has a run in one of ``statuses``; its latest such run by sync id."""
+    deadline = time.monotonic() + timeout
+    wanted = set(sync_ids)
+    while True:
+        with database.session() as session:
+            runs = session.scalars(
+                select(SyncRun).where(SyncRun.sync_id.in_(wanted), SyncRun.status.in_(statuses)).order_by(SyncRun.id)
+            ).all()
+        found = {run.sync_id: run for run in runs}
+        if set(found) == wanted:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no finished run after {timeout} s for syncs {sorted(wanted - set(found))}")
+        time.sleep(0.2)
