@@ -1,6 +1,7 @@
 """The ORM tables. The schema itself is made and changed only by Alembic migrations (``migrations/``)."""
 
 from connector.models.base import Base, utcnow
+from connector.models.changes import ChangeCounter, ChangeTombstone, SyncWatermark
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
     ComputedValue,
@@ -39,6 +40,9 @@ from connector.models.syncs import (
 from connector.models.tenancy import ApiToken, Company, Member, Role, Workspace, WorkspaceMembership
 
 __all__ = [
+    "ChangeCounter",
+    "ChangeTombstone",
+    "SyncWatermark",
     "Account",
     "AccountTag",
     "AccountUser",

@@ -14,6 +14,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connector.models.base import Base, BigId, str_enum, utcnow
+from connector.models.changes import change_seq_column
 
 
 class SubjectType(enum.StrEnum):
@@ -37,6 +38,7 @@ class User(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
         UniqueConstraint("workspace_id", "email"),
+        Index("ix_users_workspace_change_seq", "workspace_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -46,6 +48,7 @@ class User(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    change_seq: Mapped[int] = change_seq_column()
 
 
 class Account(Base):
@@ -53,6 +56,7 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
         Index("ix_accounts_workspace_domain", "workspace_id", "domain"),
+        Index("ix_accounts_workspace_change_seq", "workspace_id", "change_seq"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -63,6 +67,7 @@ class Account(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    change_seq: Mapped[int] = change_seq_column()
 
 
 class UserTag(Base):

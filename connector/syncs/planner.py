@@ -100,17 +100,25 @@ def _in_scope(model, scope: Scope):
 
 
 def subject_page(
-    session: Session, scope: Scope, sync_id: int, renderer: Renderer, after_id: int, limit: int = PAGE_SIZE
+    session: Session,
+    scope: Scope,
+    sync_id: int,
+    renderer: Renderer,
+    after_id: int,
+    limit: int = PAGE_SIZE,
+    subject_ids: Sequence[int] | None = None,
 ) -> list:
     """The next ``limit`` subjects in scope after ``after_id``, by id: what the renderer needs (``segments`` as
     the raw JSON text of the computed value), and the acknowledged ``payload_hash`` and ``state`` (both None
-    when the sync has no record of the subject).
+    when the sync has no record of the subject). ``subject_ids``: only those (a run reading what changed).
 
     The page's id range is found first, so the join below is bounded on every table whatever the planner thinks
     of their sizes (right after a first run, PostgreSQL's statistics still see an empty ``sync_records``).
     """
     model = SUBJECT_MODELS[scope.subject_type]
     in_scope = _in_scope(model, scope)
+    if subject_ids is not None:
+        in_scope = and_(in_scope, model.id.in_(subject_ids))
     ids = select(model.id).where(in_scope, model.id > after_id).order_by(model.id).limit(limit).subquery()
     last_id = session.scalar(select(func.max(ids.c.id)))
     if last_id is None:
@@ -146,9 +154,16 @@ def subject_page(
     return session.execute(stmt).all()
 
 
-def leaving_page(session: Session, scope: Scope, sync_id: int, after_id: int, limit: int = PAGE_SIZE) -> list:
+def leaving_page(
+    session: Session,
+    scope: Scope,
+    sync_id: int,
+    after_id: int,
+    limit: int = PAGE_SIZE,
+    subject_ids: Sequence[int] | None = None,
+) -> list:
     """The next ``limit`` records of the sync after subject ``after_id`` whose subject is out of scope or gone,
-    and that are not removed already; by subject id."""
+    and that are not removed already; by subject id. ``subject_ids``: only those."""
     model = SUBJECT_MODELS[scope.subject_type]
     in_scope = exists().where(model.id == SyncRecord.subject_id, _in_scope(model, scope))
     stmt = (
@@ -158,6 +173,7 @@ def leaving_page(session: Session, scope: Scope, sync_id: int, after_id: int, li
             SyncRecord.subject_id > after_id,
             SyncRecord.state != RecordState.REMOVED,
             ~in_scope,
+            *([SyncRecord.subject_id.in_(subject_ids)] if subject_ids is not None else []),
         )
         .order_by(SyncRecord.subject_id)
         .limit(limit)
@@ -165,8 +181,11 @@ def leaving_page(session: Session, scope: Scope, sync_id: int, after_id: int, li
     return session.execute(stmt).all()
 
 
-def duplicate_identities(session: Session, scope: Scope, renderer: Renderer) -> set[str]:
-    """Identity values (normalised) that more than one subject in scope has."""
+def duplicate_identities(
+    session: Session, scope: Scope, renderer: Renderer, subject_ids: Sequence[int] | None = None
+) -> set[str]:
+    """Identity values (normalised) that more than one subject in scope has; with ``subject_ids``, only the
+    values those subjects have."""
     mapping = next(m for m in renderer.mappings if m.destination == renderer.identity_field)
     model = SUBJECT_MODELS[scope.subject_type]
     source = mapping.source
@@ -178,7 +197,15 @@ def duplicate_identities(session: Session, scope: Scope, renderer: Renderer) -> 
         return set()
     value = func.lower(func.trim(column))
     stmt = select(value).where(_in_scope(model, scope), column.is_not(None)).group_by(value).having(func.count() > 1)
-    return {normal_identity(str(v)) for v in session.scalars(stmt) if v is not None and str(v).strip()}
+    if subject_ids is None:
+        return {normal_identity(str(v)) for v in session.scalars(stmt) if v is not None and str(v).strip()}
+    found: set[str] = set()
+    for start in range(0, len(subject_ids), PAGE_SIZE):
+        theirs = select(value).where(model.id.in_(subject_ids[start : start + PAGE_SIZE]), column.is_not(None))
+        values = [v for v in session.scalars(theirs) if v is not None and str(v).strip()]
+        if values:
+            found.update(normal_identity(str(v)) for v in session.scalars(stmt.where(value.in_(values))))
+    return found
 
 
 def pages(fetch: Callable[[int], Sequence[Any]], key: Callable[[Any], int], limit: int = PAGE_SIZE) -> Iterator[Any]:
