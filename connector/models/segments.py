@@ -60,6 +60,9 @@ class Segment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_evaluated_at: Mapped[datetime | None]
+    # "pending" | "running" | "done" | "failed" (with the reason): ``connector.segments.evaluation``.
+    evaluation: Mapped[str] = mapped_column(String(10), default="done", server_default=text("'done'"))
+    evaluation_error: Mapped[str | None] = mapped_column(Text)
 
 
 class SegmentMembership(Base):

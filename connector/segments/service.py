@@ -40,6 +40,7 @@ from connector.segments.conditions import (
     validate_references,
     walk,
 )
+from connector.segments.evaluation import mark_pending, unevaluated_reference_errors
 from connector.segments.explain import explain
 from connector.segments.membership import (
     Evaluation,
@@ -191,8 +192,10 @@ def create_segment(
     description: str = "",
     group_id: int | None = None,
     member_id: int | None = None,
+    evaluate: bool = True,
 ) -> Segment:
-    """Create a segment and, for a dynamic one, evaluate it. Raises ``InvalidSegmentError`` / ``NameTakenError``."""
+    """Create a segment and, for a dynamic one, evaluate it (``evaluate=False``: mark it pending, for
+    ``evaluation.submit``). Raises ``InvalidSegmentError`` / ``NameTakenError``."""
     subject_type, kind = SubjectType(subject_type), SegmentKind(kind)
     name = _checked_name(name, "name")
     _check_name_free(session, workspace_id, name)
@@ -212,7 +215,9 @@ def create_segment(
     _set_definition(segment, node)
     session.add(segment)
     session.flush()
-    if node is not None:
+    if node is not None and not evaluate:
+        mark_pending(segment)
+    elif node is not None:
         refresh_segments(session, workspace_id, [segment.id])
     return segment
 
@@ -231,8 +236,10 @@ def update_segment(
     conditions: dict[str, Any] | None = _UNSET,
     group_id: int | None = _UNSET,
     member_id: int | None = None,
+    evaluate: bool = True,
 ) -> Segment:
-    """Change what is given. A new definition (conditions or subject type) is evaluated at once; a rename
+    """Change what is given. A new definition (conditions or subject type) is evaluated at once (``evaluate=False``:
+    marked pending, for ``evaluation.submit``); a rename
     recomputes the members' ``Segments``. Changing the subject type is refused while something uses the segment."""
     errors: list[dict[str, str]] = []
     if kind is not _UNSET and SegmentKind(kind) != segment.kind:
@@ -278,7 +285,9 @@ def update_segment(
     segment.updated_by_id = member_id
     segment.updated_at = utcnow()
     session.flush()
-    if definition_changes and segment.kind == SegmentKind.DYNAMIC:
+    if definition_changes and segment.kind == SegmentKind.DYNAMIC and not evaluate:
+        mark_pending(segment)
+    elif definition_changes and segment.kind == SegmentKind.DYNAMIC:
         refresh_segments(session, segment.workspace_id, [segment.id])
     if renamed:
         # Members who neither entered nor left still carry the old name in their Segments.
@@ -476,6 +485,9 @@ def _checked_definition(
             if segment is not None:
                 types[segment.id] = subject_type
             reference_errors = validate_references(node, types.get, subject_type=subject_type)
+            reference_errors = reference_errors or unevaluated_reference_errors(
+                session, workspace_id, node, subject_type
+            )
             errors.extend(reference_errors)
             if not reference_errors and segment is not None:
                 errors.extend(_cycle_errors(session, workspace_id, segment, node))

@@ -18,6 +18,10 @@ position of their last write in one database-wide change order, maintained by tr
 Deleting a subject or a computed value leaves no row to carry the change: ``change_tombstones`` gets one row per
 deleted row (PostgreSQL: one statement-level trigger per table, set-based; SQLite: per row).
 
+``segments.evaluation`` says whether a saved definition is evaluated yet (``pending``, ``running``, ``done``,
+``failed`` with ``evaluation_error``): creating or redefining a segment answers at once and evaluates it on an
+executor (``connector.segments.evaluation``).
+
 ``sync_watermarks`` holds, per sync, the change position its last complete run started from, the fingerprint of the
 configuration it rendered with, and the subjects it must look at again (invalid ones).
 """
@@ -91,6 +95,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("sync_id", name=op.f("pk_sync_watermarks")),
     )
+    op.add_column("segments", sa.Column("evaluation", sa.String(length=10), server_default="done", nullable=False))
+    op.add_column("segments", sa.Column("evaluation_error", sa.Text(), nullable=True))
     postgresql = _postgresql()
     for table, _key, _type, _id in TRACKED:
         # Not batch mode: SQLite adds the column in place (recreating computed_values fails while migration
@@ -188,6 +194,8 @@ def downgrade() -> None:
         name, _columns = INDEXES[table]
         op.drop_index(name, table_name=table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN change_seq")  # in place on SQLite too, as above
+    op.execute("ALTER TABLE segments DROP COLUMN evaluation_error")
+    op.execute("ALTER TABLE segments DROP COLUMN evaluation")
     op.drop_table("sync_watermarks")
     op.drop_index("ix_change_tombstones_workspace_change_seq", table_name="change_tombstones")
     op.drop_table("change_tombstones")
