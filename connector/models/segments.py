@@ -63,6 +63,8 @@ class Segment(Base):
     # "pending" | "running" | "done" | "failed" (with the reason): ``connector.segments.evaluation``.
     evaluation: Mapped[str] = mapped_column(String(10), default="done", server_default=text("'done'"))
     evaluation_error: Mapped[str | None] = mapped_column(Text)
+    # Up to when its window edges were followed (``connector.segments.edges``).
+    edges_checked_at: Mapped[datetime | None]
 
 
 class SegmentMembership(Base):

@@ -39,6 +39,7 @@ class User(Base):
         UniqueConstraint("workspace_id", "external_id"),
         UniqueConstraint("workspace_id", "email"),
         Index("ix_users_workspace_change_seq", "workspace_id", "change_seq"),
+        Index("ix_users_workspace_created_at", "workspace_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -57,6 +58,7 @@ class Account(Base):
         UniqueConstraint("workspace_id", "external_id"),
         Index("ix_accounts_workspace_domain", "workspace_id", "domain"),
         Index("ix_accounts_workspace_change_seq", "workspace_id", "change_seq"),
+        Index("ix_accounts_workspace_created_at", "workspace_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -109,6 +111,8 @@ class Event(Base):
         Index("ix_events_user_kind_time", "user_id", "kind", "occurred_at"),
         # Full refresh of one event condition over a workspace: seek by name and time.
         Index("ix_events_workspace_name_time", "workspace_id", "name", "occurred_at"),
+        # Window edges of page views (``segments.edges``): seek by kind and time.
+        Index("ix_events_workspace_kind_time", "workspace_id", "kind", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -128,7 +132,10 @@ class Event(Base):
 
 class Device(Base):
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("workspace_id", "platform", "vendor_device_id"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "platform", "vendor_device_id"),
+        Index("ix_devices_workspace_last_seen", "workspace_id", "last_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from connector.db import Database
 from connector.models import RunStatus, Sync, SyncRun, utcnow
+from connector.segments.edges import covered_segments
 
 log = logging.getLogger("connector.scheduling")
 
@@ -92,11 +93,12 @@ def refresh_time_relative_segments() -> None:
     db = bound_database()
     with db.session() as session:
         workspaces = time_relative_workspaces(session)
+        followed = set(covered_segments(session))  # the window edges job keeps those current
     totals = {"workspaces": 0, "segments": 0, "entered": 0, "exited": 0}
     for workspace_id in workspaces:
         try:
             with db.session() as session:
-                result = refresh(session, workspace_id=workspace_id)
+                result = refresh(session, workspace_id=workspace_id, exclude=followed)
         except Exception:
             log.exception("time-relative segments of workspace %s could not be refreshed", workspace_id)
             continue

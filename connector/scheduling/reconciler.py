@@ -24,6 +24,8 @@ from connector.scheduling.jobs import (
     sync_job_id,
 )
 from connector.scheduling.triggers import ScheduleError, describe_schedule, trigger_for
+from connector.scheduling.window_edges import EDGES_JOB_ID, FOLLOW_EDGES_REF, edge_job_needed
+from connector.segments.edges import EDGE_INTERVAL
 
 log = logging.getLogger("connector.scheduling")
 
@@ -94,7 +96,7 @@ def reconcile_jobs(scheduler: BaseScheduler, db: Database) -> Reconciliation:
 
 
 def _managed(job_id: str) -> bool:
-    return job_id.startswith(SYNC_JOB_PREFIX) or job_id == SEGMENTS_REFRESH_JOB_ID
+    return job_id.startswith(SYNC_JOB_PREFIX) or job_id in (SEGMENTS_REFRESH_JOB_ID, EDGES_JOB_ID)
 
 
 def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], set[str]]:
@@ -131,6 +133,20 @@ def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], se
                 func=REFRESH_SEGMENTS_REF,
                 trigger=IntervalTrigger(seconds=cadence.total_seconds(), timezone=UTC),
                 name=f"segments: refresh time-relative every {cadence}",
+                options={"max_instances": 1},
+            )
+    try:
+        with db.session() as session:
+            edges = edge_job_needed(session)
+    except Exception:
+        log.exception("could not read which segments follow window edges; keeping the current edges job")
+        keep.add(EDGES_JOB_ID)
+    else:
+        if edges:
+            desired[EDGES_JOB_ID] = _JobSpec(
+                func=FOLLOW_EDGES_REF,
+                trigger=IntervalTrigger(seconds=EDGE_INTERVAL.total_seconds(), timezone=UTC),
+                name=f"segments: follow window edges every {EDGE_INTERVAL}",
                 options={"max_instances": 1},
             )
     return desired, invalid, keep

@@ -22,6 +22,10 @@ deleted row (PostgreSQL: one statement-level trigger per table, set-based; SQLit
 ``failed`` with ``evaluation_error``): creating or redefining a segment answers at once and evaluates it on an
 executor (``connector.segments.evaluation``).
 
+Exact time windows (``connector.segments.edges``) follow window edges by index ranges: ``events`` by workspace,
+kind and time, ``devices`` by workspace and ``last_seen_at``, ``users`` / ``accounts`` by workspace and
+``created_at``; ``segments.edges_checked_at`` is the instant up to which a segment's edges were followed.
+
 ``sync_watermarks`` holds, per sync, the change position its last complete run started from, the fingerprint of the
 configuration it rendered with, and the subjects it must look at again (invalid ones).
 """
@@ -54,6 +58,13 @@ INDEXES = {
     "accounts": ("ix_accounts_workspace_change_seq", ["workspace_id", "change_seq"]),
     "computed_values": ("ix_computed_values_change_seq", ["workspace_id", "subject_type", "name", "change_seq"]),
 }
+
+EDGE_INDEXES = [
+    ("ix_events_workspace_kind_time", "events", ["workspace_id", "kind", "occurred_at"]),
+    ("ix_devices_workspace_last_seen", "devices", ["workspace_id", "last_seen_at"]),
+    ("ix_users_workspace_created_at", "users", ["workspace_id", "created_at"]),
+    ("ix_accounts_workspace_created_at", "accounts", ["workspace_id", "created_at"]),
+]
 
 
 def _postgresql() -> bool:
@@ -97,6 +108,11 @@ def upgrade() -> None:
     )
     op.add_column("segments", sa.Column("evaluation", sa.String(length=10), server_default="done", nullable=False))
     op.add_column("segments", sa.Column("evaluation_error", sa.Text(), nullable=True))
+    op.add_column(
+        "segments", sa.Column("edges_checked_at", connector.models.base.UTCDateTime(timezone=True), nullable=True)
+    )
+    for name, table, columns in EDGE_INDEXES:
+        op.create_index(name, table, columns)
     postgresql = _postgresql()
     for table, _key, _type, _id in TRACKED:
         # Not batch mode: SQLite adds the column in place (recreating computed_values fails while migration
@@ -194,6 +210,9 @@ def downgrade() -> None:
         name, _columns = INDEXES[table]
         op.drop_index(name, table_name=table)
         op.execute(f"ALTER TABLE {table} DROP COLUMN change_seq")  # in place on SQLite too, as above
+    for name, table, _columns in EDGE_INDEXES:
+        op.drop_index(name, table_name=table)
+    op.execute("ALTER TABLE segments DROP COLUMN edges_checked_at")
     op.execute("ALTER TABLE segments DROP COLUMN evaluation_error")
     op.execute("ALTER TABLE segments DROP COLUMN evaluation")
     op.drop_table("sync_watermarks")
