@@ -265,7 +265,7 @@ class Api:
         with db.session() as session:
             workspace = session.get(Workspace, workspace_id)
             company = session.get(Company, workspace.company_id)
-            member = create_member(session, company, "bench@bench.example", company_admin=True)
+            member = create_member(session, company, "segments@bench.example", company_admin=True)
             token = create_token(session, member)
             self.slug = workspace.slug
         self.client = create_app(

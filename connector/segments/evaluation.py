@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
 from sqlalchemy import select, update
@@ -38,6 +39,7 @@ _PROGRESS = {PENDING: 0.0, RUNNING: 0.5, DONE: 1.0, FAILED: 1.0}
 # One evaluation at a time per process: each is a full refresh that already uses the database's parallelism.
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
+_outstanding: set[Future] = set()
 
 
 def mark_pending(segment: Segment) -> None:
@@ -60,7 +62,18 @@ def submit(db: Database, workspace_id: int, segment_id: int) -> Future:
     with _executor_lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(1, thread_name_prefix="segment-evaluation")
-        return _executor.submit(evaluate, db, workspace_id, segment_id)
+        future = _executor.submit(evaluate, db, workspace_id, segment_id)
+        _outstanding.add(future)
+    future.add_done_callback(_outstanding.discard)
+    return future
+
+
+def wait_idle(timeout: float | None = None) -> bool:
+    """Wait until every evaluation submitted so far has ended (a test, or a process about to stop); whether
+    they all did within ``timeout``."""
+    with _executor_lock:
+        pending = set(_outstanding)
+    return not wait_for(pending, timeout=timeout).not_done
 
 
 def evaluate(db: Database, workspace_id: int, segment_id: int) -> str | None:
