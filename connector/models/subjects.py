@@ -10,7 +10,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connector.models.base import Base, BigId, str_enum, utcnow
@@ -111,8 +111,15 @@ class Event(Base):
         Index("ix_events_user_kind_time", "user_id", "kind", "occurred_at"),
         # Full refresh of one event condition over a workspace: seek by name and time.
         Index("ix_events_workspace_name_time", "workspace_id", "name", "occurred_at"),
-        # Window edges of page views (``segments.edges``): seek by kind and time.
-        Index("ix_events_workspace_kind_time", "workspace_id", "kind", "occurred_at"),
+        # Window edges of page views (``segments.edges``): page views only, so the planner never takes it for an
+        # index of every event's time when evaluating a few users (migration 0012).
+        Index(
+            "ix_events_page_time",
+            "workspace_id",
+            "occurred_at",
+            postgresql_where=text("kind = 'page'"),
+            sqlite_where=text("kind = 'page'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

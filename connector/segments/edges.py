@@ -5,9 +5,9 @@ A relative condition changes truth with time alone only when something crosses a
 in the future enters when ``now`` passes ``t``); ``more_than_ago d`` (``t < now - d``) starts holding when ``now``
 passes ``t + d``. So between two checks at ``since`` and ``now`` the subjects whose truth may have changed are
 exactly those with a fact at ``t`` in ``[since - d, now - d)`` (or, future-dated, in ``(since, now]``): each is an
-index range (``events`` by workspace, name and time; ``devices`` and ``users`` / ``accounts`` by workspace and
-time, migration 0012), and only those subjects are re-evaluated (``evaluate_subjects``: membership, history,
-``Segments``, and the segments that reference them).
+index range (``events`` by workspace, name and time, page views by workspace and time; ``devices``, ``users`` and
+``accounts`` by workspace and time, migration 0012), and only those subjects are re-evaluated
+(``evaluate_subjects``: membership, history, ``Segments``, and the segments that reference them).
 
 The facts whose edges are tracked: event and page-view windows, device ``last_seen`` windows and relative
 comparisons on ``created_at``, including inside a users aggregation (the accounts of the users are re-evaluated).
