@@ -8,10 +8,11 @@ import sys
 import click
 
 from connector.config import Settings
+from connector.errors import InvalidError, ServiceError
 
 # Feature packages contribute their commands through a ``commands`` list in these modules.
 COMMAND_MODULES = (
-    "connector.ingest.commands",
+    "connector.intake.commands",
     "connector.segments.commands",
     "connector.syncs.commands",
     "connector.scheduling.commands",
@@ -36,7 +37,23 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group()
+class Refused(click.ClickException):
+    """A service's refusal (``connector.errors``), said once for every command: its message, exit status 2."""
+
+    exit_code = 2
+
+
+class ConnectorGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InvalidError as exc:
+            raise Refused("; ".join(f"{e['field']}: {e['reason']}" for e in exc.errors)) from None
+        except ServiceError as exc:
+            raise Refused(str(exc)) from None
+
+
+@click.group(cls=ConnectorGroup)
 @click.option("--database-url", envvar="CONNECTOR_DATABASE_URL", default=None, help="SQLAlchemy URL of the database.")
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:

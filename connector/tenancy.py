@@ -135,3 +135,20 @@ def visible_workspaces(session: Session, member: Member) -> list[tuple[Workspace
         .order_by(Workspace.id)
     )
     return [(w, r) for w, r in rows]
+
+
+def workspace_members(session: Session, workspace_id: int) -> list[tuple[Member, Role]]:
+    """The members of a workspace with their roles, in id order."""
+    rows = session.execute(
+        select(Member, WorkspaceMembership.role)
+        .join(WorkspaceMembership, WorkspaceMembership.member_id == Member.id)
+        .where(WorkspaceMembership.workspace_id == workspace_id)
+        .order_by(Member.id)
+    )
+    return [(m, r) for m, r in rows]
+
+
+def visible_workspaces_of(session: Session, member_id: int) -> list[tuple[Workspace, Role]]:
+    """``visible_workspaces`` of the member with that id (none when the member is gone)."""
+    member = session.get(Member, member_id)
+    return [] if member is None else visible_workspaces(session, member)

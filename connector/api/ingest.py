@@ -21,11 +21,10 @@ from flask import request
 from flask_openapi3 import APIBlueprint, RawModel
 from flask_openapi3.models import MediaType, RequestBody, Schema
 from pydantic import BaseModel, Field, GetJsonSchemaHandler, TypeAdapter
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from connector.api.common import WorkspacePath, workspace_blueprint
-from connector.api.context import unit_of_work, workspace_id
-from connector.api.problems import ProblemError, conflict, invalid
+from connector.api.context import database, workspace_id
+from connector.api.problems import ProblemError, invalid
 from connector.ingest.accounts import group
 from connector.ingest.batches import MAX_BATCH, BatchRejectedError, BatchResult
 from connector.ingest.devices import record_devices
@@ -33,9 +32,8 @@ from connector.ingest.events import page, track
 from connector.ingest.imports import ImportFormatError, import_accounts, import_users, parse_column_types
 from connector.ingest.items import DeviceItem, GroupItem, IdentifyItem, ObjectItem, PageItem, TrackItem
 from connector.ingest.objects import upsert_objects
-from connector.ingest.subjects import ConcurrentWriteError
 from connector.ingest.users import identify
-from connector.segments.incremental import apply_changes
+from connector.intake import ingest_batch, ingest_file
 
 bp = workspace_blueprint("ingest", "ingest")
 imports = workspace_blueprint("imports", "imports", "/imports")
@@ -155,42 +153,18 @@ PROBLEM = {
 BATCH_RESPONSES = {200: BatchAnswer, 207: BatchAnswer, 403: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 
-# Transactions that lost a deadlock or a serialization conflict to a concurrent request are run again (the batch is
-# in memory), this many times in all, before the client is told to send it again (409).
-ATTEMPTS = 3
-RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
-CONCURRENT = "Another request changed the same records at the same time; send the batch again."
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
-
-
 def _ingest(service: Callable[..., BatchResult], items: list[dict[str, Any]], partial: bool):
-    """Run one ingestion service and the incremental segment update in one transaction; shape the answer."""
-    workspace = workspace_id()
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            with unit_of_work() as session:
-                result = service(session, workspace, items, partial=partial)
-                apply_changes(session, workspace, result.changes)
-            break
-        except BatchRejectedError as exc:
-            errors = [
-                {"field": f"body.batch[{r.index}]" + (f".{e['field']}" if e["field"] else ""), "reason": e["reason"]}
-                for r in exc.invalid
-                for e in r.errors
-            ]
-            detail = f"{len(exc.invalid)} of {len(items)} items are invalid; nothing was written"
-            raise ProblemError(422, "Invalid request", detail, errors=errors) from exc
-        except DBAPIError as exc:
-            if _retryable(exc) and attempt < ATTEMPTS:
-                continue
-            if _retryable(exc) or isinstance(exc, IntegrityError):
-                raise conflict(CONCURRENT) from exc
-            raise
-        except ConcurrentWriteError as exc:
-            raise conflict(CONCURRENT) from exc
+    """Run one ingestion service and the incremental segment update (``connector.intake``); shape the answer."""
+    try:
+        result = ingest_batch(database(), workspace_id(), service, items, partial=partial)
+    except BatchRejectedError as exc:
+        errors = [
+            {"field": f"body.batch[{r.index}]" + (f".{e['field']}" if e["field"] else ""), "reason": e["reason"]}
+            for r in exc.invalid
+            for e in r.errors
+        ]
+        detail = f"{len(exc.invalid)} of {len(items)} items are invalid; nothing was written"
+        raise ProblemError(422, "Invalid request", detail, errors=errors) from exc
     answer = {"results": [r.to_json() for r in result.results], "counts": result.counts()}
     return answer, 207 if result.invalid else 200
 
@@ -248,22 +222,11 @@ IMPORT_RESPONSES = {200: ImportAnswer, 400: PROBLEM, 403: PROBLEM, 413: PROBLEM,
 
 
 def _import(importer, types_spec: str | None) -> tuple[dict, int]:
-    workspace = workspace_id()
     try:
         types = parse_column_types(types_spec)
-        stream = _upload_stream()
-        with unit_of_work() as session:
-            report = importer(
-                session, workspace, stream, types=types, on_chunk=lambda c: apply_changes(session, workspace, c)
-            )
+        report = ingest_file(database(), workspace_id(), importer, _upload_stream(), types=types)
     except ImportFormatError as exc:
         raise invalid("query.types" if exc.field == "types" else "body.file", exc.reason) from exc
-    except ConcurrentWriteError as exc:
-        raise conflict(CONCURRENT) from exc
-    except DBAPIError as exc:
-        if _retryable(exc) or isinstance(exc, IntegrityError):
-            raise conflict(CONCURRENT) from exc
-        raise
     return report.to_json(), 200
 
 

@@ -22,8 +22,6 @@ from flask import Response, g, request, stream_with_context
 from flask_openapi3 import APIBlueprint, RawModel
 from flask_openapi3.models import MediaType, RequestBody, Schema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 
 from connector.api.common import (
     MAX_ID,
@@ -33,25 +31,20 @@ from connector.api.common import (
     workspace_blueprint,
 )
 from connector.api.context import database, unit_of_work, workspace_id
-from connector.api.problems import ProblemError, conflict, invalid, not_found
+from connector.api.problems import concurrent_change, invalid, located
+from connector.api.segment_documents import evaluation_json, group_json, members_result_json, segment_json
 from connector.models import (
-    Account,
     Segment,
-    SegmentGroup,
     SegmentKind,
-    SegmentMembership,
-    SegmentMembershipEvent,
     SubjectType,
-    User,
 )
-from connector.segments import evaluation, manual, service
-from connector.segments.membership import Evaluation
+from connector.scheduling.evaluations import start_evaluation
+from connector.segments import evaluation, manual, reads, service
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
 groups_bp = workspace_blueprint("segment_groups", "segments", "/segment-groups")
 
 PAGE_MAX = 500
-EXPORT_CHUNK = 1_000
 MAX_EXPORT_ATTRIBUTES = 50
 _ATTRIBUTE_NAME = re.compile(r'\A[^"\\\x00-\x1f\x7f,]{1,100}\Z')
 
@@ -170,71 +163,17 @@ class GroupBody(_Body):
 
 @contextmanager
 def service_errors(location: str = "body") -> Iterator[None]:
-    """Turn the segment services' errors into problem documents (fields prefixed with ``location``)."""
-    try:
+    """The segment services' refusals with their fields in ``location`` (translated by ``api.problems``), and a
+    concurrent change as a conflict."""
+    with located(location), concurrent_change("Another request changed the same segment at the same time; try again."):
         yield
-    except service.InvalidSegmentError as exc:
-        raise _problem(422, "Invalid request", exc.errors, location) from exc
-    except service.NameTakenError as exc:
-        raise _problem(409, "Conflict", exc.errors, location) from exc
-    except service.SegmentNotFoundError as exc:
-        raise not_found(exc.what) from exc
-    except service.SegmentInUseError as exc:
-        usages = [{"kind": u.kind, "id": u.id, "name": u.name} for u in exc.usages]
-        raise conflict(str(exc), usages=usages) from exc
-    except manual.MembersError as exc:
-        raise _problem(422, "Invalid request", exc.errors, location) from exc
-    except manual.NotManualError as exc:
-        raise conflict(str(exc)) from exc
-    except IntegrityError as exc:
-        raise conflict("Another request changed the same segment at the same time; try again.") from exc
-
-
-def _problem(status: int, title: str, errors: list[dict[str, str]], location: str) -> ProblemError:
-    errors = [{**e, "field": f"{location}.{e['field']}"} for e in errors]
-    detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5])
-    return ProblemError(status, title, detail, errors=errors)
 
 
 # -- shaping ---------------------------------------------------------------------------------------------------------
 
 
-def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
-    return {
-        "id": segment.id,
-        "name": segment.name,
-        "description": segment.description,
-        "subject_type": segment.subject_type,
-        "kind": segment.kind,
-        "group_id": segment.group_id,
-        "conditions": segment.conditions,
-        "is_time_relative": segment.is_time_relative,
-        "member_count": member_count,
-        "created_by": segment.created_by_id,
-        "updated_by": segment.updated_by_id,
-        "created_at": segment.created_at,
-        "updated_at": segment.updated_at,
-        "last_evaluated_at": segment.last_evaluated_at,
-        "evaluation": evaluation.status_json(segment),
-    }
-
-
 def _segment_answer(session, segment: Segment) -> dict[str, Any]:
     return segment_json(segment, service.member_counts(session, [segment.id])[segment.id])
-
-
-def _evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
-    return {
-        **evaluation.summary(),
-        "at": evaluation.at,
-        "by_segment": [{"segment_id": i, "entered": e, "exited": x} for i, (e, x) in sorted(evaluation.counts.items())],
-    }
-
-
-def _members_result_json(result: manual.MembersResult, location: str) -> dict[str, Any]:
-    answer = result.as_dict()
-    answer["unknown"] = [{**u, "field": f"{location}.{u['field']}"} if "field" in u else u for u in result.unknown]
-    return answer
 
 
 # -- segments --------------------------------------------------------------------------------------------------------
@@ -298,7 +237,7 @@ def update_segment(path: SegmentPath, body: SegmentUpdate, query: EvaluationQuer
 def _evaluate_later(answer: dict[str, Any]) -> None:
     """Once the saved definition is committed: evaluate it on the executor if it waits for that."""
     if answer["evaluation"]["status"] == evaluation.PENDING:
-        evaluation.submit(database(), workspace_id(), answer["id"])
+        start_evaluation(database(), workspace_id(), answer["id"])
 
 
 @segments_bp.delete("/<int:segment_id>")
@@ -313,14 +252,14 @@ def delete_segment(path: SegmentPath):
 def refresh_segment(path: SegmentPath):
     """Fully re-evaluate one segment (and, for the subjects that changed, the segments referencing it)."""
     with service_errors(), unit_of_work() as session:
-        return _evaluation_json(service.refresh(session, workspace_id(), path.segment_id))
+        return evaluation_json(service.refresh(session, workspace_id(), path.segment_id))
 
 
 @segments_bp.post("/refresh")
 def refresh_all(path: WorkspacePath):
     """Fully re-evaluate every dynamic segment of the workspace, in dependency order."""
     with unit_of_work() as session:
-        return _evaluation_json(service.refresh(session, workspace_id()))
+        return evaluation_json(service.refresh(session, workspace_id()))
 
 
 @segments_bp.post("/preview")
@@ -355,22 +294,7 @@ def list_members(path: SegmentPath, query: MembersQuery):
     after = decode_id_cursor(query.cursor, "after")
     with service_errors(), unit_of_work() as session:
         segment = service.get_segment(session, workspace_id(), path.segment_id)
-        subject, columns = _subject_columns(segment.subject_type)
-        stmt = (
-            select(SegmentMembership.subject_id, SegmentMembership.entered_at, *columns)
-            .join(subject, subject.id == SegmentMembership.subject_id)
-            .where(SegmentMembership.segment_id == segment.id, subject.workspace_id == segment.workspace_id)
-            .order_by(SegmentMembership.subject_id)
-            .limit(query.limit + 1)
-        )
-        if after is not None:
-            stmt = stmt.where(SegmentMembership.subject_id > after)
-        if query.search:
-            prefixes = [subject.external_id.startswith(query.search, autoescape=True)]
-            if subject is User:
-                prefixes.append(User.email.startswith(query.search.lower(), autoescape=True))
-            stmt = stmt.where(or_(*prefixes))
-        rows = session.execute(stmt).all()
+        rows = reads.member_page(session, segment, query.limit + 1, after, query.search)
     page = rows[: query.limit]
     data = [{"id": r.subject_id, **_identity(r), "entered_at": r.entered_at} for r in page]
     next_cursor = encode_cursor({"after": page[-1].subject_id}) if len(rows) > query.limit else None
@@ -385,7 +309,7 @@ def change_members(path: SegmentPath, body: MembersBody):
         segment = service.get_segment(session, workspace_id(), path.segment_id)
         references = manual.references_from_json(body.add, body.remove)
         result = manual.change_manual_members(session, segment, references)
-        answer = _members_result_json(result, "body")
+        answer = members_result_json(result, "body")
         answer["member_count"] = manual.member_count(session, segment.id)
         return answer
 
@@ -438,21 +362,13 @@ def export_members(path: SegmentPath, query: ExportQuery):
 
 
 def _export_rows(segment_id: int, subject_type: SubjectType, attributes: list[str]) -> Iterator[str]:
-    subject, columns = _subject_columns(subject_type)
-    identity = [c.key for c in columns]
+    identity = [c.key for c in reads.identity_columns(subject_type)[1]]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", *identity, "entered_at", *attributes])
-    stmt = (
-        select(SegmentMembership.subject_id, SegmentMembership.entered_at, subject.attributes, *columns)
-        .join(subject, subject.id == SegmentMembership.subject_id)
-        .where(SegmentMembership.segment_id == segment_id)
-        .order_by(SegmentMembership.subject_id)
-        .execution_options(yield_per=EXPORT_CHUNK)
-    )
     yield _drain(buffer)
     with unit_of_work() as session:
-        for rows in session.execute(stmt).partitions():
+        for rows in reads.member_chunks(session, segment_id, subject_type):
             for r in rows:
                 stored = r.attributes if isinstance(r.attributes, dict) else {}
                 identity_values = [getattr(r, k) or "" for k in identity]
@@ -490,12 +406,6 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def _subject_columns(subject_type: SubjectType):
-    if SubjectType(subject_type) == SubjectType.USER:
-        return User, [User.external_id, User.email]
-    return Account, [Account.external_id, Account.name, Account.domain]
-
-
 def _identity(row) -> dict[str, Any]:
     keys = ("external_id", "email", "name", "domain")
     return {k: getattr(row, k) for k in keys if k in row._fields}
@@ -522,9 +432,7 @@ def segment_history(path: SegmentPath, query: HistoryQuery):
     before = decode_id_cursor(query.cursor, "before")
     with service_errors(), unit_of_work() as session:
         segment = service.get_segment(session, workspace_id(), path.segment_id)
-        h = SegmentMembershipEvent
-        stmt = select(h.id, h.subject_id, h.change, h.at).where(h.segment_id == segment.id)
-        rows = _history_page(session, stmt, query, before)
+        rows = reads.segment_history_page(session, segment, query.limit + 1, query.since, before)
     page = rows[: query.limit]
     data = [{"subject_id": r.subject_id, "change": r.change, "at": r.at} for r in page]
     return {"data": data, "next_cursor": _history_cursor(rows, query.limit)}
@@ -535,29 +443,12 @@ def subject_history(path: WorkspacePath, query: SubjectHistoryQuery):
     """Every segment a subject entered or left, newest first (``subject_type`` and ``subject_id``)."""
     before = decode_id_cursor(query.cursor, "before")
     with unit_of_work() as session:
-        h = SegmentMembershipEvent
-        stmt = (
-            select(h.id, h.segment_id, Segment.name, h.change, h.at)
-            .join(Segment, Segment.id == h.segment_id)
-            .where(
-                h.subject_id == query.subject_id,
-                Segment.workspace_id == workspace_id(),
-                Segment.subject_type == query.subject_type,
-            )
+        rows = reads.subject_history_page(
+            session, workspace_id(), query.subject_type, query.subject_id, query.limit + 1, query.since, before
         )
-        rows = _history_page(session, stmt, query, before)
     page = rows[: query.limit]
     data = [{"segment_id": r.segment_id, "segment": r.name, "change": r.change, "at": r.at} for r in page]
     return {"data": data, "next_cursor": _history_cursor(rows, query.limit)}
-
-
-def _history_page(session, stmt, query: HistoryQuery, before: int | None):
-    h = SegmentMembershipEvent
-    if query.since is not None:
-        stmt = stmt.where(h.at >= query.since)
-    if before is not None:
-        stmt = stmt.where(h.id < before)
-    return session.execute(stmt.order_by(h.id.desc()).limit(query.limit + 1)).all()
 
 
 def _history_cursor(rows, limit: int) -> str | None:
@@ -565,10 +456,6 @@ def _history_cursor(rows, limit: int) -> str | None:
 
 
 # -- groups ----------------------------------------------------------------------------------------------------------
-
-
-def group_json(group: SegmentGroup, segment_count: int) -> dict[str, Any]:
-    return {"id": group.id, "name": group.name, "segment_count": segment_count, "created_at": group.created_at}
 
 
 @groups_bp.get("")

@@ -21,11 +21,12 @@ from typing import Any, Literal
 from flask_openapi3 import APIBlueprint
 from pydantic import BaseModel, Field
 
+from connector import directory
 from connector.api.common import WorkspacePath, decode_cursor, encode_cursor, workspace_blueprint
 from connector.api.context import unit_of_work, workspace_id
 from connector.api.problems import invalid, not_found
-from connector.ingest import directory
-from connector.ingest.directory import SubjectFilter, UnknownSegmentError
+from connector.computed import SEGMENTS
+from connector.directory import SubjectFilter, UnknownSegmentError
 from connector.ingest.items import check_key, check_text
 from connector.models import Account, Device, Event, EventKind, SubjectType, User
 
@@ -369,7 +370,7 @@ def _user(session, ref: str, by: str) -> User:
 
 
 def _segments(computed: dict[str, Any]) -> list[str]:
-    value = computed.get("Segments")
+    value = computed.get(SEGMENTS)
     return list(value) if isinstance(value, list) else []
 
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from flask import g
 from flask_openapi3 import APIBlueprint, Tag
-from sqlalchemy import select
 
 from connector.api.common import BEARER, WorkspacePath, workspace_blueprint
 from connector.api.context import authenticate, require_role, unit_of_work
-from connector.models import Member, Role, Workspace, WorkspaceMembership
-from connector.tenancy import visible_workspaces
+from connector.models import Member, Role, Workspace
+from connector.tenancy import visible_workspaces_of, workspace_members
 
 root = APIBlueprint(
     "workspaces", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="workspaces")], abp_security=BEARER
@@ -47,8 +46,7 @@ def me():
 def list_workspaces():
     """The workspaces this token's member may see, with the member's role in each."""
     with unit_of_work() as session:
-        member = session.get(Member, g.member.id)
-        return {"data": [workspace_json(w, r) for w, r in visible_workspaces(session, member)]}
+        return {"data": [workspace_json(w, r) for w, r in visible_workspaces_of(session, g.member.id)]}
 
 
 @scoped.get("")
@@ -62,10 +60,5 @@ def list_members(path: WorkspacePath):
     """The members of a workspace and their roles (workspace admins only)."""
     require_role(Role.WORKSPACE_ADMIN)
     with unit_of_work() as session:
-        rows = session.execute(
-            select(Member, WorkspaceMembership.role)
-            .join(WorkspaceMembership, WorkspaceMembership.member_id == Member.id)
-            .where(WorkspaceMembership.workspace_id == g.access.workspace_id)
-            .order_by(Member.id)
-        )
+        rows = workspace_members(session, g.access.workspace_id)
         return {"data": [{"id": m.id, "email": m.email, "name": m.name, "role": role.value} for m, role in rows]}

@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.computed.properties import ComputedProperty, Scope, computed_properties
-from connector.computed.scratch import affected_rows, computed_scratch, filled, scratch
 from connector.models import ComputedValue, SubjectType, utcnow
 from connector.models.base import UTCDateTime
+from connector.scratch import affected_rows, computed_scratch, filled, scratch
 
 _READ_CHUNK = 5_000
 

@@ -2,9 +2,9 @@
 
 from connector.models.base import Base, utcnow
 from connector.models.changes import ChangeCounter, ChangeTombstone, SyncWatermark
+from connector.models.computed import ComputedValue
 from connector.models.scheduling import SchedulerLease
 from connector.models.segments import (
-    ComputedValue,
     MembershipChange,
     Segment,
     SegmentGroup,

@@ -41,6 +41,7 @@ Late and skipped runs
     Job outcomes (ran, failed, missed) are logged under ``connector.scheduling``.
 """
 
+from connector.schedules import ScheduleError, trigger_for
 from connector.scheduling.reconciler import Reconciliation, reconcile_jobs
 from connector.scheduling.scheduler import (
     SchedulerHandle,
@@ -50,7 +51,6 @@ from connector.scheduling.scheduler import (
     start_scheduler,
 )
 from connector.scheduling.store import next_run_time, next_run_times
-from connector.scheduling.triggers import ScheduleError, trigger_for
 
 __all__ = [
     "Reconciliation",

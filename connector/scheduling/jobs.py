@@ -13,8 +13,12 @@ import threading
 from datetime import datetime
 
 from connector.db import Database
-from connector.models import RunStatus, Sync, SyncRun, utcnow
+from connector.models import Sync
 from connector.segments.edges import covered_segments
+from connector.segments.membership import refresh_time_relative_segments as refresh
+from connector.segments.membership import time_relative_workspaces
+from connector.syncs import run_sync
+from connector.syncs.locks import skip_run
 
 log = logging.getLogger("connector.scheduling")
 
@@ -23,7 +27,7 @@ SEGMENTS_REFRESH_JOB_ID = "segments:refresh-time-relative"
 RUN_SYNC_REF = "connector.scheduling.jobs:run_scheduled_sync"
 REFRESH_SEGMENTS_REF = "connector.scheduling.jobs:refresh_time_relative_segments"
 
-_bound: tuple[Database, str | None] | None = None
+_bound: tuple[Database, str] | None = None
 _bound_lock = threading.Lock()
 
 
@@ -38,9 +42,9 @@ def sync_id_of(job_id: str) -> int | None:
     return None
 
 
-def bind_database(db: Database, secret_key: str | None = None) -> None:
+def bind_database(db: Database, secret_key: str) -> None:
     """Make ``db`` the database the jobs of this process work on (done when a scheduler starts); ``secret_key``
-    decrypts destination secrets (None: ``CONNECTOR_SECRET_KEY``)."""
+    decrypts destination secrets."""
     global _bound
     with _bound_lock:
         _bound = (db, secret_key)
@@ -58,7 +62,7 @@ def bound_database() -> Database:
     return _bound_context()[0]
 
 
-def _bound_context() -> tuple[Database, str | None]:
+def _bound_context() -> tuple[Database, str]:
     with _bound_lock:
         if _bound is None:
             raise RuntimeError("no scheduler is running in this process: scheduled jobs have no database")
@@ -71,8 +75,6 @@ def run_scheduled_sync(sync_id: int) -> str | None:
     The sync engine's lease makes a run exclusive: a tick that finds the previous run still going is recorded
     there as a ``skipped`` run. A sync deleted since the last reconcile is left alone (its job goes at the next).
     """
-    from connector.syncs import run_sync
-
     db, secret_key = _bound_context()
     try:
         outcome = run_sync(db, sync_id, trigger="schedule", secret_key=secret_key)
@@ -87,9 +89,6 @@ def refresh_time_relative_segments() -> None:
     """Re-evaluate the segments whose conditions slide with time (``in the last 7 days``) in every workspace, one
     transaction per workspace: a workspace's segments stay locked only while it is refreshed, and one that fails
     does not hold the others back."""
-    from connector.segments.membership import refresh_time_relative_segments as refresh
-    from connector.segments.membership import time_relative_workspaces
-
     db = bound_database()
     with db.session() as session:
         workspaces = time_relative_workspaces(session)
@@ -119,14 +118,4 @@ def record_missed_run(db: Database, sync_id: int, scheduled_at: datetime, reason
     with db.session() as session:
         if session.get(Sync, sync_id) is None:
             return
-        now = utcnow()
-        session.add(
-            SyncRun(
-                sync_id=sync_id,
-                status=RunStatus.SKIPPED,
-                trigger="schedule",
-                started_at=now,
-                finished_at=now,
-                first_error=f"{reason} (scheduled for {scheduled_at.isoformat()})",
-            )
-        )
+        skip_run(session, sync_id, "schedule", f"{reason} (scheduled for {scheduled_at.isoformat()})")

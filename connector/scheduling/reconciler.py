@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from connector.db import Database
 from connector.models import Sync
+from connector.schedules import ScheduleError, describe_schedule, trigger_for
 from connector.scheduling.jobs import (
     REFRESH_SEGMENTS_REF,
     RUN_SYNC_REF,
@@ -23,9 +24,9 @@ from connector.scheduling.jobs import (
     SYNC_JOB_PREFIX,
     sync_job_id,
 )
-from connector.scheduling.triggers import ScheduleError, describe_schedule, trigger_for
 from connector.scheduling.window_edges import EDGES_JOB_ID, FOLLOW_EDGES_REF, edge_job_needed
 from connector.segments.edges import EDGE_INTERVAL
+from connector.segments.membership import refresh_cadence
 
 log = logging.getLogger("connector.scheduling")
 
@@ -153,7 +154,5 @@ def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], se
 
 
 def _refresh_cadence(db: Database) -> timedelta | None:
-    from connector.segments.membership import refresh_cadence
-
     with db.session() as session:
         return refresh_cadence(session)

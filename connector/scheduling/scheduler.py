@@ -93,6 +93,8 @@ def create_scheduler(
     scheduler.add_listener(
         _JobEventRecorder(db), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
     )
+    if secret_key is None:  # a scheduler started without settings reads them once, here
+        secret_key = Settings.from_env().secret_key
     scheduler.add_listener(_DatabaseBinding(db, secret_key), EVENT_SCHEDULER_STARTED | EVENT_SCHEDULER_SHUTDOWN)
     return scheduler
 
@@ -216,6 +218,26 @@ class SchedulerHandle:
         try:
             scheduler.modify_job(RECONCILE_JOB_ID, jobstore=INTERNAL_STORE, next_run_time=datetime.now(UTC))
         except (JobLookupError, SchedulerNotRunningError):
+            return False
+        return True
+
+    def submit(self, func: Callable[..., object], *args: object, name: str = "", **kwargs: object) -> bool:
+        """Run ``func`` once, now, on the active scheduler's executor (where scheduled jobs run); False when this
+        process stands by."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return False
+        try:
+            scheduler.add_job(
+                func,
+                args=args,
+                kwargs=kwargs,
+                name=name or getattr(func, "__name__", "job"),
+                jobstore=INTERNAL_STORE,
+                next_run_time=datetime.now(UTC),
+                misfire_grace_time=None,
+            )
+        except SchedulerNotRunningError:
             return False
         return True
 
@@ -353,6 +375,14 @@ def notify_sync_changed(sync_id: int | None = None) -> bool:
     return requested
 
 
+def submit_to_scheduler(func: Callable[..., object], *args: object, name: str = "", **kwargs: object) -> bool:
+    """Run ``func`` once, now, on the executor of the active scheduler of this process; False when this process
+    runs none (the caller runs it elsewhere)."""
+    with _handles_lock:
+        handles = list(_handles)
+    return any(handle.submit(func, *args, name=name, **kwargs) for handle in handles)
+
+
 class _JobEventRecorder:
     """Logs every job outcome; records a sync's missed or crowded-out tick as a skipped run in its history."""
 
@@ -393,7 +423,7 @@ class _JobEventRecorder:
 class _DatabaseBinding:
     """Binds the scheduler's database (and secret key) for its jobs while it runs."""
 
-    def __init__(self, db: Database, secret_key: str | None) -> None:
+    def __init__(self, db: Database, secret_key: str) -> None:
         self.db = db
         self.secret_key = secret_key
 

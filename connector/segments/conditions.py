@@ -95,6 +95,17 @@ Limits: strings at most 1,000 characters (names 100, tags 100), ``in`` lists at 
 
 ``parse_conditions`` returns the tree with every inferred ``value_type`` filled in, so
 ``node.model_dump(mode="json")`` is the normalised form and parses back to an equal tree.
+
+Adding a leaf (condition type) — the one checklist; ``tests/segments/test_condition_tables.py`` fails until every
+table has it:
+
+1. here: its pydantic model, in ``Node``, ``NODE_TYPES`` (and ``USER_ONLY`` / ``ACCOUNT_ONLY``), its section of
+   this docstring, and its change kinds in ``_collect`` (``dependencies``); its windows or relative comparisons in
+   ``_relative_units`` when it has any;
+2. ``compiler.py``: its SQL clause in ``LEAVES``;
+3. ``explain.py``: what it observes of one subject in ``OBSERVERS`` (reusing the compiler's clauses);
+4. ``tests/segments/reference.py``: its ``_<type>`` method in the reference evaluator, which the property-based
+   tests compare with the compiler on both databases.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Evaluating a new or redefined segment after the request that saved it, on an executor.
 
 Saving a dynamic definition (``service.create_segment`` / ``update_segment`` with ``evaluate=False``) marks the
-segment ``pending`` and answers at once; ``submit`` then evaluates it on this process's executor, in its own
-transaction: ``running``, then a full refresh of the segment (``refresh_segments``: membership, history,
-``Segments``, and what references it), then ``done`` in the same commit, so its members and its status never
-disagree. A failure leaves it ``failed`` with the reason; ``connector segments refresh`` or
+segment ``pending`` and answers at once; the API then has it evaluated in the background
+(``scheduling.evaluations``: the active scheduler's executor in this process, else ``submit``, this module's
+one-thread pool), in its own transaction: ``running``, then a full refresh of the segment (``refresh_segments``:
+membership, history, ``Segments``, and what references it), then ``done`` in the same commit, so its members and
+its status never disagree. A failure leaves it ``failed`` with the reason; ``connector segments refresh`` or
 ``POST .../segments/<id>/refresh`` evaluates it again.
 
 A segment is usable in the conditions of another only once evaluated (``unevaluated_reference_errors``): until then

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 
 from connector.changes import ChangeSet
 from connector.computed import refresh_for_changes
-from connector.computed.scratch import id_set
 from connector.models import Account, AccountUser, SegmentKind, SubjectType, User, utcnow
+from connector.scratch import id_set
 from connector.segments.membership import Evaluation, evaluate_subjects, refresh_segments, workspace_segments
 
 # Past this many subjects for one segment, evaluating the whole segment is cheaper than listing the subjects.

@@ -21,8 +21,9 @@ from typing import IO, Any
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
-from connector.computed.scratch import insert_rows, scratch
+from connector.errors import ConflictError, InvalidError
 from connector.models import Account, Segment, SegmentKind, SegmentMembership, SubjectType, User
+from connector.scratch import insert_rows, scratch
 from connector.segments.membership import change_members
 
 UNKNOWN_REPORTED = 1_000
@@ -53,15 +54,11 @@ resolved = Table(
 )
 
 
-class MembersError(Exception):
+class MembersError(InvalidError):
     """A request about members that cannot be carried out at all (``errors``: ``[{"field", "reason"}]``)."""
 
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5]))
-        self.errors = errors
 
-
-class NotManualError(Exception):
+class NotManualError(ConflictError):
     """Members of a dynamic segment follow its conditions; they cannot be added or removed by hand."""
 
 

@@ -73,16 +73,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from connector.computed import refresh_computed
-from connector.computed.scratch import (
-    affected_rows,
-    evaluate_into,
-    evaluated_subjects,
-    evaluation_scope,
-    filled,
-    insert_rows,
-    membership_changes,
-    scratch,
-)
 from connector.computed.segments import segments_property
 from connector.models import (
     Account,
@@ -97,6 +87,16 @@ from connector.models import (
     utcnow,
 )
 from connector.models.base import UTCDateTime
+from connector.scratch import (
+    affected_rows,
+    evaluate_into,
+    evaluated_subjects,
+    evaluation_scope,
+    filled,
+    insert_rows,
+    membership_changes,
+    scratch,
+)
 from connector.segments.compiler import LateValues, compile_condition
 from connector.segments.conditions import Node, parse_conditions
 from connector.segments.ordering import dependents_of, evaluation_levels, references_in

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connector.errors import ConflictError, InvalidError, NotFoundError, ServiceError
 from connector.models import (
     Segment,
     SegmentGroup,
@@ -57,30 +58,22 @@ NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
 
 
-class SegmentError(Exception):
-    """Base of the errors a caller turns into an answer."""
+# The segment services' refusals, in the shared vocabulary (``connector.errors``) under their segment names.
+SegmentError = ServiceError
+InvalidSegmentError = InvalidError
 
 
-class InvalidSegmentError(SegmentError):
-    """The input is invalid; ``errors`` is ``[{"field", "reason"}]`` (fields relative to the input)."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['reason']}" for e in errors[:5]))
-        self.errors = errors
-
-
-class SegmentNotFoundError(SegmentError):
+class SegmentNotFoundError(NotFoundError):
     def __init__(self, what: str = "segment") -> None:
-        super().__init__(f"No such {what}.")
-        self.what = what
+        super().__init__(what)
 
 
-class NameTakenError(SegmentError):
+class NameTakenError(ConflictError):
     """Another segment (or group) of the workspace has that name."""
 
     def __init__(self, field: str, name: str, what: str = "segment") -> None:
-        super().__init__(f"another {what} of this workspace is named {name!r}")
-        self.errors = [{"field": field, "reason": str(self)}]
+        detail = f"another {what} of this workspace is named {name!r}"
+        super().__init__(detail, [{"field": field, "reason": detail}])
 
 
 @dataclass(frozen=True)
@@ -92,12 +85,15 @@ class Usage:
     name: str
 
 
-class SegmentInUseError(SegmentError):
+class SegmentInUseError(ConflictError):
     """The segment cannot be deleted (or change subject type) while these use it."""
 
     def __init__(self, segment: Segment, usages: list[Usage], action: str) -> None:
         listed = ", ".join(f"{u.kind} {u.name!r}" for u in usages)
-        super().__init__(f"segment {segment.name!r} cannot {action}: it is used by {listed}")
+        super().__init__(
+            f"segment {segment.name!r} cannot {action}: it is used by {listed}",
+            usages=[{"kind": u.kind, "id": u.id, "name": u.name} for u in usages],
+        )
         self.usages = usages
 
 

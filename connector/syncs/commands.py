@@ -15,7 +15,8 @@ def _workspace_option(help_text: str = WORKSPACE_HELP):
 
 
 def _find_sync(session, ref: str, workspace_slug: str | None):
-    from connector.syncs.service import ConflictError, NotFoundError, find_sync
+    from connector.errors import ConflictError, NotFoundError
+    from connector.syncs.definitions import find_sync
 
     try:
         return find_sync(session, ref, workspace_slug)
@@ -43,7 +44,7 @@ def list_syncs(obj, workspace_slug: str | None) -> None:
     from sqlalchemy import select
 
     from connector.models import Destination, Sync, Workspace
-    from connector.syncs.service import last_runs
+    from connector.syncs.history import last_runs
 
     with obj.db.session() as session:
         stmt = (
@@ -122,7 +123,7 @@ def run(obj, sync_ref: str, workspace_slug: str | None, dry_run: bool, workers: 
 @click.pass_obj
 def runs(obj, sync_ref: str, workspace_slug: str | None, limit: int, show_errors: bool) -> None:
     """The run history of SYNC, newest first."""
-    from connector.syncs.service import COUNTS, list_run_errors, list_runs
+    from connector.syncs.history import COUNTS, list_run_errors, list_runs
 
     with obj.db.session() as session:
         sync = _find_sync(session, sync_ref, workspace_slug)
@@ -180,7 +181,7 @@ def check(obj, destination_id: int) -> None:
     """Test the connection and credentials of destination DESTINATION_ID."""
     from connector.models import Destination
     from connector.security import SecretBox
-    from connector.syncs.service import check_destination
+    from connector.syncs.connections import check_destination
 
     with obj.db.session() as session:
         destination = session.get(Destination, destination_id)

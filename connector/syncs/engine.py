@@ -31,7 +31,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connector.config import Settings
 from connector.db import Database
 from connector.destinations import (
     ConfigError,
@@ -47,6 +46,8 @@ from connector.models import Destination, RecordState, RunStatus, Segment, Sync,
 from connector.security import SecretBox
 from connector.syncs import changes
 from connector.syncs import records as store
+from connector.syncs.connections import build_destination
+from connector.syncs.definitions import segment_ids_of
 from connector.syncs.locks import HEARTBEAT_SECONDS, LEASE_SECONDS, claim_run, heartbeat, skip_run
 from connector.syncs.mapping import Renderer, parse_mappings
 from connector.syncs.planner import (
@@ -64,7 +65,6 @@ from connector.syncs.planner import (
 )
 from connector.syncs.ratelimit import shared_limiter
 from connector.syncs.retry import RetryPolicy
-from connector.syncs.service import build_destination, segment_ids_of
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def run_sync(
     trigger: str = "manual",
     *,
     dry_run: bool = False,
-    secret_key: str | None = None,
+    secret_key: str,
     retry: RetryPolicy | None = None,
     workers: int = DEFAULT_WORKERS,
     lease_seconds: float = LEASE_SECONDS,
@@ -132,7 +132,8 @@ def run_sync(
     """Run a sync now, in this thread, and return what happened: ``skipped`` when another run holds the lease, or
     when the scheduler (``trigger="schedule"``) fires for a sync disabled meanwhile.
 
-    ``secret_key`` decrypts the destination's secrets (default: ``CONNECTOR_SECRET_KEY`` from the environment).
+    ``secret_key`` decrypts the destination's secrets (the caller's ``Settings.secret_key``: settings are read
+    once, by the entry point).
     ``lease_seconds``: how old a running run's heartbeat must be to take it over as abandoned;
     ``heartbeat_seconds``: how often this run renews its own (keep it well under the lease).
     Raises ``LookupError`` when there is no such sync; every other failure is recorded as a failed run.
@@ -171,7 +172,7 @@ def execute_run(
     trigger: str = "manual",
     *,
     dry_run: bool = False,
-    secret_key: str | None = None,
+    secret_key: str,
     retry: RetryPolicy | None = None,
     workers: int = DEFAULT_WORKERS,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
@@ -185,7 +186,7 @@ def execute_run(
         sync_id,
         trigger,
         dry_run=dry_run,
-        box=SecretBox(secret_key if secret_key is not None else Settings.from_env().secret_key),
+        box=SecretBox(secret_key),
         retry=retry or RetryPolicy(),
         workers=workers,
         heartbeat_seconds=heartbeat_seconds,

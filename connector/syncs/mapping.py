@@ -1,9 +1,11 @@
 """Field mappings: what a sync writes to each destination field, and how one subject becomes a payload.
 
-A mapping takes its value from a subject's ``attribute``, one of its ``field`` columns, a ``computed`` property
-(``Segments``: the sorted names of the segments it is in) or a ``constant``, optionally converted by ``format``.
-``Segments`` is written ``as`` a multi-select (the destination's encoding, e.g. HubSpot checkboxes) or as lines of
-text. Rendering is pure: a subject row in, a payload (or the reason it cannot be sent) out.
+A mapping takes its value from a subject's ``attribute``, one of its ``field`` columns, any registered ``computed``
+property (``connector.computed``: ``Segments``, the sorted names of the segments it is in; ``event_count``; …) or a
+``constant``, optionally converted by ``format``. ``Segments`` is written ``as`` a multi-select (the destination's
+encoding, e.g. HubSpot checkboxes) or as lines of text; other computed values are converted like attributes, a
+subject without a value getting the property's default. Rendering is pure: a subject row in, a payload (or the
+reason it cannot be sent) out.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from connector.computed import SEGMENTS, computed_properties, computed_property
 from connector.destinations import Destination, FieldSpec
 from connector.models import SubjectType
 
-SEGMENTS = "Segments"
 FIELDS: dict[SubjectType, tuple[str, ...]] = {
     SubjectType.USER: ("id", "email", "external_id", "created_at"),
     SubjectType.ACCOUNT: ("id", "external_id", "domain", "name", "created_at"),
@@ -48,7 +50,15 @@ class FieldSource(_Strict):
 
 class ComputedSource(_Strict):
     kind: Literal["computed"]
-    name: Literal["Segments"]
+    name: str = Field(min_length=1, max_length=100, description="A registered computed property, e.g. Segments")
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        known = [p.name for p in computed_properties()]
+        if value not in known:
+            raise ValueError(f"not a computed property (known: {', '.join(known)})")
+        return value
 
 
 class ConstantSource(_Strict):
@@ -80,7 +90,7 @@ class Mapping(_Strict):
 
     @model_validator(mode="after")
     def _as_only_for_segments(self) -> Mapping:
-        if isinstance(self.source, ComputedSource):
+        if self.is_segments:
             if self.format is not None:
                 raise ValueError("a computed Segments mapping has no format; say how it is written with 'as'")
             if self.as_ is None:
@@ -100,7 +110,7 @@ class Mapping(_Strict):
 
     @property
     def is_segments(self) -> bool:
-        return isinstance(self.source, ComputedSource)
+        return isinstance(self.source, ComputedSource) and self.source.name == SEGMENTS
 
 
 def parse_mappings(stored: Sequence[dict[str, Any]]) -> list[Mapping]:
@@ -134,8 +144,9 @@ def normal_identity(value: str) -> str:
 class Renderer:
     """Renders subject rows into payloads for one sync (built once per run).
 
-    A row has ``id``, the field columns the mappings name, ``attributes`` (when an attribute is mapped) and
-    ``segments`` (the ``Segments`` computed value as JSON text or a list, None for none, when it is mapped).
+    A row has ``id``, the field columns the mappings name, ``attributes`` (when an attribute is mapped) and one
+    column per mapped computed property (``computed_columns``: ``segments`` for ``Segments``), its value as JSON
+    text or decoded, None for a subject without one.
     """
 
     def __init__(
@@ -146,8 +157,12 @@ class Renderer:
     ) -> None:
         self.mappings = list(mappings)
         self.identity_field = identity_field
+        names = dict.fromkeys(m.source.name for m in self.mappings if isinstance(m.source, ComputedSource))
+        labels = {name: "segments" if name == SEGMENTS else f"computed_{i}" for i, name in enumerate(names)}
+        # (row column, computed property) for each mapped property: what the planner joins to the subject rows.
+        self.computed_columns: list[tuple[str, str]] = list((label, name) for name, label in labels.items())
         self._steps: list[tuple[str, Callable[[Any], Any]]] = [
-            (m.destination, self._step(m, destination)) for m in self.mappings
+            (m.destination, self._step(m, destination, labels)) for m in self.mappings
         ]
         self.segment_fields = [m.destination for m in self.mappings if m.is_segments]
 
@@ -159,10 +174,6 @@ class Renderer:
     @property
     def needs_attributes(self) -> bool:
         return any(isinstance(m.source, AttributeSource) for m in self.mappings)
-
-    @property
-    def needs_segments(self) -> bool:
-        return bool(self.segment_fields)
 
     def render(self, row: Any) -> Payload:
         """The payload of one subject; raises ``InvalidRecord`` when it cannot be sent."""
@@ -194,10 +205,12 @@ class Renderer:
     # -- building the steps ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _step(mapping: Mapping, destination: Destination) -> Callable[[Any], Any]:
+    def _step(mapping: Mapping, destination: Destination, labels: dict[str, str]) -> Callable[[Any], Any]:
         source = mapping.source
-        if isinstance(source, ComputedSource):
+        if mapping.is_segments:
             return _segments_step(mapping, destination)
+        if isinstance(source, ComputedSource):
+            return _computed_step(mapping, labels[source.name])
         if isinstance(source, ConstantSource):
             value = convert(source.value, mapping.format, mapping.destination)
             return lambda row: value
@@ -220,6 +233,19 @@ class Renderer:
 
 _SIMPLE = frozenset({str, int, bool, type(None)})
 _EMPTY: dict[str, Any] = {}
+
+
+def _computed_step(mapping: Mapping, label: str) -> Callable[[Any], Any]:
+    """A computed value (raw JSON text or decoded; None: the property's default), converted like an attribute."""
+    format_, field = mapping.format, mapping.destination
+    default = computed_property(mapping.source.name).default
+
+    def computed_value(row: Any) -> Any:
+        raw = getattr(row, label)
+        value = default if raw is None else (json.loads(raw) if isinstance(raw, str) else raw)
+        return value if type(value) in _SIMPLE and format_ is None else convert(value, format_, field)
+
+    return computed_value
 
 
 def _segments_step(mapping: Mapping, destination: Destination) -> Callable[[Any], Any]:

@@ -25,19 +25,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, exists, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
+from connector.computed.reads import value_join
 from connector.models import (
     Account,
-    ComputedValue,
     RecordState,
     SegmentMembership,
     SubjectType,
     SyncRecord,
     User,
 )
-from connector.syncs.mapping import SEGMENTS, AttributeSource, FieldSource, InvalidRecord, Renderer, normal_identity
+from connector.syncs.mapping import AttributeSource, FieldSource, InvalidRecord, Renderer, normal_identity
 
 PAGE_SIZE = 5000
 SUBJECT_MODELS = {SubjectType.USER: User, SubjectType.ACCOUNT: Account}
@@ -137,19 +137,10 @@ def subject_page(
             SyncRecord.subject_id <= last_id,
         ),
     )
-    if renderer.needs_segments:
-        # Raw text: the renderer decodes each distinct value once (most subjects share a few combinations).
-        stmt = stmt.add_columns(cast(ComputedValue.value, Text).label("segments")).outerjoin(
-            ComputedValue,
-            and_(
-                ComputedValue.subject_type == scope.subject_type,
-                ComputedValue.subject_id == model.id,
-                ComputedValue.subject_id > after_id,
-                ComputedValue.subject_id <= last_id,
-                ComputedValue.name == SEGMENTS,
-                ComputedValue.workspace_id == scope.workspace_id,
-            ),
-        )
+    # Raw text: the renderer decodes each distinct value once (most subjects share a few combinations).
+    for label, name in renderer.computed_columns:
+        values, on, value = value_join(name, scope.workspace_id, scope.subject_type, model.id, after_id, last_id)
+        stmt = stmt.add_columns(value.label(label)).outerjoin(values, on)
     stmt = stmt.where(in_scope, model.id > after_id, model.id <= last_id).order_by(model.id)
     return session.execute(stmt).all()
 

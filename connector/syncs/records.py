@@ -19,82 +19,53 @@ from connector.models import RecordState, SyncRecord, SyncRun, SyncRunError, utc
 CHUNK = 1000
 
 
-def _upsert(session: Session):
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(SyncRecord)
+def _upsert(session: Session, sync_id: int, rows: list[dict[str, Any]], updated: tuple[str, ...]) -> None:
+    """Insert ``rows`` of ``sync_records`` (of one sync), or update the ``updated`` columns where they exist."""
+    if not rows:
+        return
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = module.insert(SyncRecord)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[SyncRecord.sync_id, SyncRecord.subject_id],
+        set_={name: getattr(stmt.excluded, name) for name in (*updated, "state", "error", "updated_at")},
+    )
+    now = utcnow()
+    session.execute(stmt, [{"sync_id": sync_id, "updated_at": now, **row} for row in rows])
 
 
 def save_delivered(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]) -> None:
     """Records the destination acknowledged: ``rows`` of subject_id, identity, payload_hash, payload, remote_id."""
-    if not rows:
-        return
-    now = utcnow()
-    stmt = _upsert(session)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[SyncRecord.sync_id, SyncRecord.subject_id],
-        set_={
-            "identity": stmt.excluded.identity,
-            "payload_hash": stmt.excluded.payload_hash,
-            "payload": stmt.excluded.payload,
-            "remote_id": stmt.excluded.remote_id,
-            "state": stmt.excluded.state,
+    delivered = [
+        {
+            "subject_id": row["subject_id"],
+            "identity": row["identity"],
+            "payload_hash": row["payload_hash"],
+            "payload": row["payload"],
+            "remote_id": row.get("remote_id"),
+            "state": RecordState.SYNCED,
             "error": None,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    session.execute(
-        stmt,
-        [
-            {
-                "sync_id": sync_id,
-                "subject_id": row["subject_id"],
-                "identity": row["identity"],
-                "payload_hash": row["payload_hash"],
-                "payload": row["payload"],
-                "remote_id": row.get("remote_id"),
-                "state": RecordState.SYNCED,
-                "error": None,
-                "updated_at": now,
-            }
-            for row in rows
-        ],
-    )
+        }
+        for row in rows
+    ]
+    _upsert(session, sync_id, delivered, ("identity", "payload_hash", "payload", "remote_id"))
 
 
 def save_rejected(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]) -> None:
     """Records the destination refused (``rows`` of subject_id, identity, error). What landed before, if anything,
     stays recorded (payload_hash, payload), so a later exit from the scope still clears it."""
-    if not rows:
-        return
-    now = utcnow()
-    stmt = _upsert(session)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[SyncRecord.sync_id, SyncRecord.subject_id],
-        set_={
-            "identity": stmt.excluded.identity,
-            "state": stmt.excluded.state,
-            "error": stmt.excluded.error,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    session.execute(
-        stmt,
-        [
-            {
-                "sync_id": sync_id,
-                "subject_id": row["subject_id"],
-                "identity": row["identity"],
-                "payload_hash": None,
-                "payload": None,
-                "remote_id": None,
-                "state": RecordState.REJECTED,
-                "error": row["error"],
-                "updated_at": now,
-            }
-            for row in rows
-        ],
-    )
+    rejected = [
+        {
+            "subject_id": row["subject_id"],
+            "identity": row["identity"],
+            "payload_hash": None,
+            "payload": None,
+            "remote_id": None,
+            "state": RecordState.REJECTED,
+            "error": row["error"],
+        }
+        for row in rows
+    ]
+    _upsert(session, sync_id, rejected, ("identity",))
 
 
 def mark_removed(session: Session, sync_id: int, subject_ids: Sequence[int]) -> None:

@@ -1,4 +1,4 @@
-from connector.ingest.directory import RECENT_EVENTS
+from connector.directory import RECENT_EVENTS
 from connector.models import Account, ComputedValue, Segment, SegmentKind, SegmentMembership, SubjectType
 from tests.ingest.helpers import ok, post_batch, rows
 

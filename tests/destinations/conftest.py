@@ -110,3 +110,8 @@ def receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
     yield receiver
     receiver.stop()
+
+
+# The conformance suite lives in the package; its assertions explain themselves like a test module's (registered
+# here, before the test modules import it).
+pytest.register_assert_rewrite("connector.testing.conformance")

@@ -15,9 +15,9 @@ from connector.destinations.base import OutboundRecord
 from connector.destinations.file import FileDestination
 from connector.destinations.hubspot import HubSpotDestination
 from connector.destinations.webhook import WebhookDestination
+from connector.testing.conformance import PLAN, DestinationConformance, Harness
 from connector.testing.hubspot_sandbox import FaultPlan, HubSpotSandbox
 
-from .conformance import PLAN, DestinationConformance, Harness
 from .conftest import WEBHOOK_SECRET, WebhookReceiver
 
 

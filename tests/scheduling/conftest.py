@@ -12,7 +12,8 @@ from connector.db import Database
 from connector.models import User
 from connector.scheduling import create_scheduler
 from connector.security import SecretBox
-from connector.syncs.service import DestinationIn, SyncIn, create_destination, create_sync
+from connector.syncs.connections import DestinationIn, create_destination
+from connector.syncs.definitions import SyncIn, create_sync
 from tests.scheduling import recorder
 
 

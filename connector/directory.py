@@ -1,4 +1,5 @@
-"""The directory: listing and looking up users and accounts, with everything known about each.
+"""The directory: listing and looking up users and accounts, with everything known about each (the read side of
+ingestion; it reads segments' membership and computed values too, so it sits above ``ingest`` and ``segments``).
 
 Every query is scoped to one workspace. Lists page by id (keyset, so a page costs the same wherever it is);
 a user's events page by (occurred_at, id), newest first.

@@ -6,6 +6,12 @@ import io
 from pathlib import Path
 
 import click
+from sqlalchemy import select
+from tqdm import tqdm
+
+from connector.ingest.imports import ImportFormatError, import_accounts, import_users, parse_column_types
+from connector.intake import ingest_file
+from connector.models import Workspace
 
 
 class _Progress(io.RawIOBase):
@@ -25,37 +31,24 @@ class _Progress(io.RawIOBase):
 
 
 def _run_import(obj, kind: str, file: Path, workspace_slug: str, types_spec: str | None, progress: bool) -> None:
-    from sqlalchemy import select
-    from tqdm import tqdm
-
-    from connector.ingest.imports import ImportFormatError, import_accounts, import_users, parse_column_types
-    from connector.models import Workspace
-    from connector.segments.incremental import apply_changes
-
     importer = import_users if kind == "users" else import_accounts
     try:
         types = parse_column_types(types_spec)
     except ImportFormatError as exc:
         raise click.BadParameter(exc.reason, param_hint="--types") from None
     with obj.db.session() as session:
-        workspace = session.scalar(select(Workspace).where(Workspace.slug == workspace_slug))
-        if workspace is None:
-            raise click.BadParameter(f"no workspace with slug {workspace_slug!r}", param_hint="--workspace")
-        with (
-            file.open("rb", buffering=0) as raw,
-            tqdm(total=file.stat().st_size, unit="B", unit_scale=True, desc=file.name, disable=not progress) as bar,
-        ):
-            stream = io.BufferedReader(_Progress(raw, bar))
-            try:
-                report = importer(
-                    session,
-                    workspace.id,
-                    stream,
-                    types=types,
-                    on_chunk=lambda changes: apply_changes(session, workspace.id, changes),
-                )
-            except ImportFormatError as exc:
-                raise click.ClickException(f"{file}: {exc.reason}") from None
+        workspace_id = session.scalar(select(Workspace.id).where(Workspace.slug == workspace_slug))
+    if workspace_id is None:
+        raise click.BadParameter(f"no workspace with slug {workspace_slug!r}", param_hint="--workspace")
+    with (
+        file.open("rb", buffering=0) as raw,
+        tqdm(total=file.stat().st_size, unit="B", unit_scale=True, desc=file.name, disable=not progress) as bar,
+    ):
+        stream = io.BufferedReader(_Progress(raw, bar))
+        try:
+            report = ingest_file(obj.db, workspace_id, importer, stream, types=types)
+        except ImportFormatError as exc:
+            raise click.ClickException(f"{file}: {exc.reason}") from None
     click.echo(
         f"{report.rows} rows: {report.created} {kind} created, {report.updated} updated, {report.failed} rows failed"
     )

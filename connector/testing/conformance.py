@@ -1,7 +1,15 @@
 """The conformance suite every destination passes, against a real server (or disk).
 
 A test class subclasses ``DestinationConformance`` and provides a ``harness`` fixture returning a ``Harness``:
-the destination under test, and how to look at (and break) what stands behind it.
+the destination under test, and how to look at (and break) what stands behind it. It ships inside the package so
+that a destination from another package runs the same suite with one import (pytest required)::
+
+    from connector.testing.conformance import DestinationConformance, Harness
+
+    class TestMyDestination(DestinationConformance):
+        @pytest.fixture
+        def harness(self):
+            yield Harness(destination=..., misconfigured=..., stored=..., fail_transiently=..., recover=..., ...)
 """
 
 from __future__ import annotations

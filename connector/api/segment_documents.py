@@ -1,0 +1,48 @@
+"""Segments, segment groups, evaluations and member changes as the API shows them (JSON shaping only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.models import Segment, SegmentGroup
+from connector.segments import manual
+from connector.segments.evaluation import status_json as evaluation_status_json
+from connector.segments.membership import Evaluation
+
+
+def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
+    return {
+        "id": segment.id,
+        "name": segment.name,
+        "description": segment.description,
+        "subject_type": segment.subject_type,
+        "kind": segment.kind,
+        "group_id": segment.group_id,
+        "conditions": segment.conditions,
+        "is_time_relative": segment.is_time_relative,
+        "member_count": member_count,
+        "created_by": segment.created_by_id,
+        "updated_by": segment.updated_by_id,
+        "created_at": segment.created_at,
+        "updated_at": segment.updated_at,
+        "last_evaluated_at": segment.last_evaluated_at,
+        "evaluation": evaluation_status_json(segment),
+    }
+
+
+def evaluation_json(evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        **evaluation.summary(),
+        "at": evaluation.at,
+        "by_segment": [{"segment_id": i, "entered": e, "exited": x} for i, (e, x) in sorted(evaluation.counts.items())],
+    }
+
+
+def members_result_json(result: manual.MembersResult, location: str) -> dict[str, Any]:
+    answer = result.as_dict()
+    answer["unknown"] = [{**u, "field": f"{location}.{u['field']}"} if "field" in u else u for u in result.unknown]
+    return answer
+
+
+def group_json(group: SegmentGroup, segment_count: int) -> dict[str, Any]:
+    return {"id": group.id, "name": group.name, "segment_count": segment_count, "created_at": group.created_at}
