@@ -371,22 +371,28 @@ class _Runner:
 
         return page
 
+    def _read_subjects(self):
+        def page(_after: int, _limit: int, chunk):
+            with self.db.session() as session:
+                return self._tally(changes.subject_rows(session, self.scope, self.sync_id, self.renderer, chunk))
+
+        return page
+
     def _tally(self, rows: list) -> list:
         self.synced_unread -= sum(1 for row in rows if row.state == RecordState.SYNCED)
         return rows
 
     def _plan_and_send(self) -> None:
         with self.db.session() as session:
-            self.increment = changes.plan_increment(session, self.sync_id, self.scope, self.fingerprint)
+            computed = [name for _label, name in self.renderer.computed_columns]
+            self.increment = changes.plan_increment(session, self.sync_id, self.scope, self.fingerprint, computed)
             ids = self.increment.subject_ids
             duplicates = duplicate_identities(session, self.scope, self.renderer, ids) if ids != [] else set()
             if ids is not None:
                 self.synced_unread = changes.synced_count(session, self.sync_id)
         if ids is not None:
             log.info("sync %s: run %s reads the %d subjects that changed", self.sync_id, self.run_id, len(ids))
-            subjects = changes.pages_of(
-                ids, self.page_size, self._read_ids(subject_page, self.scope, self.sync_id, self.renderer)
-            )
+            subjects = changes.pages_of(ids, self.page_size, self._read_subjects())
         else:
             subjects = pages(
                 self._read(subject_page, self.scope, self.sync_id, self.renderer),

@@ -86,7 +86,7 @@ class PlanCounts:
     invalid: int = 0
 
 
-def _in_scope(model, scope: Scope):
+def scope_condition(model, scope: Scope):
     """The condition "this subject is in the sync's scope", on ``model`` (User or Account)."""
     condition = model.workspace_id == scope.workspace_id
     if scope.segment_ids:
@@ -100,25 +100,17 @@ def _in_scope(model, scope: Scope):
 
 
 def subject_page(
-    session: Session,
-    scope: Scope,
-    sync_id: int,
-    renderer: Renderer,
-    after_id: int,
-    limit: int = PAGE_SIZE,
-    subject_ids: Sequence[int] | None = None,
+    session: Session, scope: Scope, sync_id: int, renderer: Renderer, after_id: int, limit: int = PAGE_SIZE
 ) -> list:
     """The next ``limit`` subjects in scope after ``after_id``, by id: what the renderer needs (``segments`` as
     the raw JSON text of the computed value), and the acknowledged ``payload_hash`` and ``state`` (both None
-    when the sync has no record of the subject). ``subject_ids``: only those (a run reading what changed).
+    when the sync has no record of the subject).
 
     The page's id range is found first, so the join below is bounded on every table whatever the planner thinks
     of their sizes (right after a first run, PostgreSQL's statistics still see an empty ``sync_records``).
     """
     model = SUBJECT_MODELS[scope.subject_type]
-    in_scope = _in_scope(model, scope)
-    if subject_ids is not None:
-        in_scope = and_(in_scope, model.id.in_(subject_ids))
+    in_scope = scope_condition(model, scope)
     ids = select(model.id).where(in_scope, model.id > after_id).order_by(model.id).limit(limit).subquery()
     last_id = session.scalar(select(func.max(ids.c.id)))
     if last_id is None:
@@ -156,7 +148,7 @@ def leaving_page(
     """The next ``limit`` records of the sync after subject ``after_id`` whose subject is out of scope or gone,
     and that are not removed already; by subject id. ``subject_ids``: only those."""
     model = SUBJECT_MODELS[scope.subject_type]
-    in_scope = exists().where(model.id == SyncRecord.subject_id, _in_scope(model, scope))
+    in_scope = exists().where(model.id == SyncRecord.subject_id, scope_condition(model, scope))
     stmt = (
         select(SyncRecord.subject_id, SyncRecord.identity, SyncRecord.payload_hash, SyncRecord.state)
         .where(
@@ -187,7 +179,9 @@ def duplicate_identities(
     else:  # the service accepts identities from fields and attributes only
         return set()
     value = func.lower(func.trim(column))
-    stmt = select(value).where(_in_scope(model, scope), column.is_not(None)).group_by(value).having(func.count() > 1)
+    stmt = (
+        select(value).where(scope_condition(model, scope), column.is_not(None)).group_by(value).having(func.count() > 1)
+    )
     if subject_ids is None:
         return {normal_identity(str(v)) for v in session.scalars(stmt) if v is not None and str(v).strip()}
     found: set[str] = set()
