@@ -10,7 +10,7 @@ from connector.syncs import run_sync
 from connector.syncs.changes import next_increment
 from connector.syncs.retry import RetryPolicy
 from connector.testing.hubspot_sandbox import FaultPlan
-from tests.syncs.conftest import FAST_RETRY, create_sync, make_segment, seed_users, set_members
+from tests.syncs.conftest import CONTACT_MAPPINGS, FAST_RETRY, create_sync, make_segment, seed_users, set_members
 
 NO_RETRY = RetryPolicy(attempts=1, deadline_s=1.0, initial_wait_s=0.001, max_wait_s=0.001)
 
@@ -168,3 +168,21 @@ def test_a_write_still_in_progress_when_a_run_starts_is_read_by_the_next_run(cli
 
     assert to_read(database, setup.sync_id) == [ids[1]]
     assert run(setup.sync_id).counts.changed == 1
+
+
+def test_a_change_of_a_mapped_computed_property_other_than_segments_is_read_and_sent(client, tenant, sandbox, run):
+    def post(path: str, batch: list[dict]) -> None:
+        response = client.post(tenant.url(path), json={"batch": batch}, headers=tenant.headers)
+        assert response.status_code == 200, response.get_json()
+
+    post("/identify", [{"email": "busy@example.com"}, {"email": "idle@example.com"}])
+    event_count = {"source": {"kind": "computed", "name": "event_count"}, "destination": "events", "format": "number"}
+    setup = create_sync(client, tenant, sandbox, mappings=[*CONTACT_MAPPINGS, event_count])
+    run(setup.sync_id)
+
+    post("/track", [{"email": "busy@example.com", "name": "Clicked", "message_id": f"m{i}"} for i in range(2)])
+
+    outcome = run(setup.sync_id)
+    assert (outcome.counts.changed, outcome.counts.unchanged) == (1, 1)
+    sent = {r["properties"]["email"]: r["properties"] for r in sandbox.records("contacts")}
+    assert (sent["busy@example.com"]["events"], sent["idle@example.com"]["events"]) == ("2", "0")
