@@ -83,14 +83,15 @@ def test_the_edges_of_minute_windows_are_followed_too(database, data):
 
 
 def test_an_event_dated_in_the_future_enters_when_its_instant_comes(database, data):
+    now = utcnow().replace(microsecond=0)  # the event's received_at is the real time
     ann = data.user(email="ann@example.com")
-    data.event(ann, "login", at=T + timedelta(minutes=2))  # received now, dated two minutes ahead
-    segment_id = saved(database, data, LOGGED_IN_THIS_WEEK)
+    data.event(ann, "login", at=now + timedelta(minutes=2))  # received now, dated two minutes ahead
+    segment_id = saved(database, data, LOGGED_IN_THIS_WEEK, at=now)
     assert members(database, segment_id) == set()
 
-    follow(database, data, T + timedelta(minutes=1))
+    follow(database, data, now + timedelta(minutes=1))
     assert members(database, segment_id) == set()
-    follow(database, data, T + timedelta(minutes=2, seconds=30))
+    follow(database, data, now + timedelta(minutes=2, seconds=30))
     assert members(database, segment_id) == {ann}
 
 
