@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import Text, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from connector.models import (
@@ -35,8 +35,10 @@ from connector.models import (
     ChangeTombstone,
     ComputedValue,
     RecordState,
+    RunStatus,
     Sync,
     SyncRecord,
+    SyncRun,
     SyncSegment,
     SyncWatermark,
     utcnow,
@@ -182,6 +184,30 @@ def save_watermark(session: Session, sync_id: int, fingerprint_: str, mark: Mark
     else:
         for name, value in values.items():
             setattr(watermark, name, value)
+    session.flush()
+
+
+def prune_tombstones(session: Session, workspace_id: int) -> int:
+    """Delete the workspace's tombstones no run will read again: those before every sync's watermark (and not
+    written by a transaction a watermark saw in progress), when every sync of the workspace has a watermark and none
+    is running (a running first run will save a mark of its own). How many went."""
+    syncs = select(Sync.id).where(Sync.workspace_id == workspace_id)
+    marks = session.execute(
+        select(SyncWatermark.since_seq, SyncWatermark.in_progress).where(SyncWatermark.sync_id.in_(syncs))
+    ).all()
+    running = select(SyncRun.id).where(SyncRun.sync_id.in_(syncs), SyncRun.status == RunStatus.RUNNING)
+    if not marks or len(marks) < session.scalar(select(func.count()).select_from(syncs.subquery())):
+        return 0
+    if session.scalar(select(running.exists())):
+        return 0
+    oldest = min(mark.since_seq for mark in marks)
+    seen_in_progress = sorted({int(x) for mark in marks for x in mark.in_progress or ()})
+    stale = delete(ChangeTombstone).where(
+        ChangeTombstone.workspace_id == workspace_id, ChangeTombstone.change_seq < oldest
+    )
+    if seen_in_progress:
+        stale = stale.where(ChangeTombstone.change_seq.not_in(seen_in_progress))
+    return session.execute(stale.execution_options(synchronize_session=False)).rowcount
 
 
 def subject_rows(session: Session, scope: Scope, sync_id: int, renderer: Renderer, subject_ids: Sequence[int]) -> list:

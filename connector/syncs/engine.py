@@ -732,6 +732,7 @@ class _Runner:
                     changes.save_watermark(
                         session, self.sync_id, self.fingerprint, self.increment.mark, self.invalid_ids
                     )
+                    changes.prune_tombstones(session, self.scope.workspace_id)
         except Exception:
             # The run stays "running" until its lease expires; the next run takes over and converges.
             log.exception("sync %s: recording the end of run %s failed", self.sync_id, self.run_id)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
-from connector.models import RunStatus, Sync, SyncWatermark, User
+from connector.models import ChangeTombstone, RunStatus, Sync, SyncWatermark, User
 from connector.syncs import run_sync
 from connector.syncs.changes import next_increment
 from connector.syncs.retry import RetryPolicy
@@ -186,3 +186,24 @@ def test_a_change_of_a_mapped_computed_property_other_than_segments_is_read_and_
     assert (outcome.counts.changed, outcome.counts.unchanged) == (1, 1)
     sent = {r["properties"]["email"]: r["properties"] for r in sandbox.records("contacts")}
     assert (sent["busy@example.com"]["events"], sent["idle@example.com"]["events"]) == ("2", "0")
+
+
+def tombstones(database) -> int:
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(ChangeTombstone))
+
+
+def test_tombstones_go_once_every_sync_of_the_workspace_has_read_past_them(client, tenant, database, sandbox, run):
+    ids = seed_users(database, tenant.workspace_id, people(4))
+    first = create_sync(client, tenant, sandbox, name="first")
+    second = create_sync(client, tenant, sandbox, name="second")
+    run(first.sync_id)
+    run(second.sync_id)
+    with database.session() as session:
+        session.delete(session.get(User, ids[0]))
+    assert tombstones(database) >= 1
+
+    run(first.sync_id)  # the second sync has not read past the deletion yet
+    assert tombstones(database) >= 1
+    assert run(second.sync_id).counts.unchanged == 3
+    assert tombstones(database) == 0
