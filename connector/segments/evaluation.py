@@ -48,6 +48,16 @@ def mark_pending(segment: Segment) -> None:
     segment.evaluation_error = None
 
 
+def mark_evaluated(session: Session, workspace_id: int, segment_ids: list[int] | None = None) -> None:
+    """After a full refresh in this transaction (of ``segment_ids``, or of every segment of the workspace): those
+    not ``done`` are."""
+    stmt = update(Segment).where(Segment.workspace_id == workspace_id, Segment.evaluation != DONE)
+    if segment_ids is not None:
+        stmt = stmt.where(Segment.id.in_(segment_ids))
+    values = {"evaluation": DONE, "evaluation_error": None, "updated_at": Segment.updated_at}
+    session.execute(stmt.values(**values).execution_options(synchronize_session=False))
+
+
 def status_json(segment: Segment) -> dict[str, Any]:
     """The evaluation as the API shows it: status, progress (0 to 1) and, when it failed, why."""
     status = segment.evaluation or DONE

@@ -41,7 +41,7 @@ from connector.segments.conditions import (
     validate_references,
     walk,
 )
-from connector.segments.evaluation import mark_pending, unevaluated_reference_errors
+from connector.segments.evaluation import mark_evaluated, mark_pending, unevaluated_reference_errors
 from connector.segments.explain import explain
 from connector.segments.membership import (
     Evaluation,
@@ -302,11 +302,15 @@ def delete_segment(session: Session, segment: Segment) -> None:
 
 
 def refresh(session: Session, workspace_id: int, segment_id: int | None = None) -> Evaluation:
-    """Fully re-evaluate one segment (or every dynamic segment of the workspace) and what depends on it."""
+    """Fully re-evaluate one segment (or every dynamic segment of the workspace) and what depends on it; a segment
+    whose background evaluation never ended (its process stopped) or failed is evaluated by it."""
     if segment_id is not None:
         get_segment(session, workspace_id, segment_id)
-        return refresh_segments(session, workspace_id, [segment_id])
-    return refresh_segments(session, workspace_id)
+        evaluation = refresh_segments(session, workspace_id, [segment_id])
+    else:
+        evaluation = refresh_segments(session, workspace_id)
+    mark_evaluated(session, workspace_id, [segment_id] if segment_id is not None else None)
+    return evaluation
 
 
 def preview_segment(

@@ -112,3 +112,18 @@ def test_an_evaluation_that_fails_says_so_with_the_reason(client, tenant, data, 
     assert evaluation.evaluate(database, tenant.workspace_id, segment_id) == "failed"
     got = client.get(tenant.url(f"/segments/{segment_id}"), headers=tenant.headers).get_json()
     assert got["evaluation"]["status"] == "failed" and got["evaluation"]["error"]
+
+
+def test_a_segment_left_pending_by_a_stopped_process_is_evaluated_by_a_refresh(client, tenant, data, database):
+    data.user(email="ann@acme.com", attributes={"plan": "pro"})
+    with database.session() as session:
+        segment = service.create_segment(
+            session, tenant.workspace_id, name="Pro", subject_type="user", conditions=PRO, evaluate=False
+        )
+        segment_id = segment.id  # pending, and nothing will evaluate it
+
+    response = client.post(tenant.url(f"/segments/{segment_id}/refresh"), headers=tenant.headers)
+
+    assert response.status_code == 200
+    got = client.get(tenant.url(f"/segments/{segment_id}"), headers=tenant.headers).get_json()
+    assert (got["evaluation"]["status"], got["member_count"]) == ("done", 1)
