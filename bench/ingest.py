@@ -34,15 +34,18 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.segments import define_segments  # noqa: E402
 from connector import create_app  # noqa: E402
 from connector.config import Settings  # noqa: E402
 from connector.db import Database  # noqa: E402
 from connector.migrate import upgrade  # noqa: E402
-from connector.models import Event, Role, User  # noqa: E402
+from connector.models import Event, Role, User, Workspace  # noqa: E402
 from connector.tenancy import create_company, create_member, create_token, create_workspace  # noqa: E402
 from connector.testing.scratch import scratch_database  # noqa: E402
 
 EVENT_NAMES = ["Page Viewed", "Signed Up", "Order Completed", "Product Added", "Trial Started", "Invite Sent"]
+# With --segments: the events the twenty segments of bench/segments.py count, in the mix.
+SEGMENT_EVENT_NAMES = ["purchase", "login", "purchase", "login"]
 
 
 def log(message: str) -> None:
@@ -57,7 +60,9 @@ def seed(db: Database) -> tuple[str, str]:
         return workspace.slug, create_token(session, member, "bench")
 
 
-def batches(kind: str, count: int, size: int, users: int, rng: random.Random) -> list[bytes]:
+def batches(
+    kind: str, count: int, size: int, users: int, rng: random.Random, names: list[str] = EVENT_NAMES
+) -> list[bytes]:
     """Request bodies, encoded up front: ``count`` items in batches of ``size``."""
     now = datetime.now(UTC)
     bodies = []
@@ -78,7 +83,7 @@ def batches(kind: str, count: int, size: int, users: int, rng: random.Random) ->
                 items.append(
                     {
                         "external_id": f"user-{user}",
-                        "name": rng.choice(EVENT_NAMES),
+                        "name": rng.choice(names),
                         "message_id": uuid.UUID(int=rng.getrandbits(128)).hex,
                         "occurred_at": (now - timedelta(seconds=rng.randrange(30 * 86400))).isoformat(),
                         "properties": {"value": rng.randrange(1000), "source": rng.choice(["ios", "web", "api"])},
@@ -176,6 +181,11 @@ def run_http(base: str, path: str, token: str, bodies: list[bytes], clients: int
     return done["items"] / (time.perf_counter() - started)
 
 
+def db_workspace_id(db: Database, slug: str) -> int:
+    with db.session() as session:
+        return session.scalar(select(Workspace.id).where(Workspace.slug == slug))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
@@ -186,6 +196,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker")
     parser.add_argument("--clients", type=int, default=4, help="client threads posting to gunicorn")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--segments",
+        action="store_true",
+        help="then track again with the 20 segments of bench/segments.py live (purchase and login events in the mix)",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -213,12 +228,24 @@ def main() -> None:
         with gunicorn(url, args.workers, args.threads) as base:
             through_gunicorn = run_http(base, base_path + "/track", token, bodies, args.clients)
 
+        with_segments = None
+        if args.segments:
+            log("defining the 20 segments of bench/segments.py (evaluated on the executor)")
+            define_segments(db, db_workspace_id(db, slug))
+            db.dispose()
+            names = EVENT_NAMES + SEGMENT_EVENT_NAMES
+            bodies = batches("track", args.events, args.batch, args.users, rng, names)
+            log(f"tracking {args.events:,} events through gunicorn with the segments live")
+            with gunicorn(url, args.workers, args.threads) as base:
+                with_segments = run_http(base, base_path + "/track", token, bodies, args.clients)
+
         with db.session() as session:
             stored_events = session.scalar(select(func.count()).select_from(Event))
             stored_users = session.scalar(select(func.count()).select_from(User))
         db.dispose()
-        if stored_events != 2 * args.events:
-            raise SystemExit(f"expected {2 * args.events} events stored, found {stored_events}")
+        phases = 3 if args.segments else 2
+        if stored_events != phases * args.events:
+            raise SystemExit(f"expected {phases * args.events} events stored, found {stored_events}")
 
     print(
         json.dumps(
@@ -226,6 +253,12 @@ def main() -> None:
                 "events_per_s_inprocess": round(inprocess),
                 "events_per_s_gunicorn": round(through_gunicorn),
                 "users_per_s_identify": round(users_per_s),
+                **(
+                    {"events_per_s_gunicorn_with_segments": round(with_segments), "segments_live": 20}
+                    if with_segments is not None
+                    else {}
+                ),
+                "load_1m": round(os.getloadavg()[0], 2),
                 "events": args.events,
                 "batch": args.batch,
                 "users": stored_users,

@@ -35,14 +35,16 @@ import re
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from connector import create_app
 from connector.computed import SEGMENTS, get_computed
+from connector.config import Settings
 from connector.db import Database
 from connector.ingest.events import track
 from connector.migrate import upgrade
@@ -50,6 +52,7 @@ from connector.models import (
     Account,
     AccountTag,
     AccountUser,
+    Company,
     ComputedValue,
     Device,
     Event,
@@ -62,12 +65,13 @@ from connector.models import (
     SubjectType,
     User,
     UserTag,
+    Workspace,
 )
 from connector.segments import conditions as c
-from connector.segments import service
+from connector.segments.edges import EDGE_INTERVAL, refresh_window_edges
 from connector.segments.incremental import apply_changes
-from connector.segments.membership import refresh_segments
-from connector.tenancy import create_company, create_workspace
+from connector.segments.membership import refresh_segments, refresh_time_relative_segments
+from connector.tenancy import create_company, create_member, create_token, create_workspace
 from connector.testing.scratch import scratch_database
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -254,15 +258,62 @@ def attribute(name: str, operator: str, value: Any = None, **extra) -> dict:
     return node if value is None else {**node, "value": value}
 
 
-def define_segments(db: Database, workspace_id: int) -> list[int]:
-    """Twenty segments over every kind of leaf; created through the service (each is evaluated on creation)."""
+class Api:
+    """The HTTP API in process (Flask's test client: authentication, validation, the service, the JSON answer)."""
+
+    def __init__(self, db: Database, workspace_id: int) -> None:
+        with db.session() as session:
+            workspace = session.get(Workspace, workspace_id)
+            company = session.get(Company, workspace.company_id)
+            member = create_member(session, company, "segments@bench.example", company_admin=True)
+            token = create_token(session, member)
+            self.slug = workspace.slug
+        self.client = create_app(
+            Settings(database_url=db.url, secret_key="bench-secret-key"), database=db
+        ).test_client()
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def post(self, path: str, body: dict) -> dict:
+        response = self.client.post(f"/api/v1/workspaces/{self.slug}{path}", json=body, headers=self.headers)
+        assert response.status_code in (200, 201), response.get_json()
+        return response.get_json()
+
+    def get(self, path: str) -> dict:
+        return self.client.get(f"/api/v1/workspaces/{self.slug}{path}", headers=self.headers).get_json()
+
+
+def _references(tree: Any) -> set[int]:
+    if isinstance(tree, dict):
+        found = {tree["segment_id"]} if "segment_id" in tree else set()
+        return found.union(*(_references(v) for v in tree.values()))
+    if isinstance(tree, list):
+        return set().union(*(_references(v) for v in tree))
+    return set()
+
+
+def define_segments(db: Database, workspace_id: int, timings: dict[str, Any] | None = None) -> list[int]:
+    """Twenty segments over every kind of leaf, created through the API as a user would: each POST answers at once
+    (``evaluation: pending``) and the segment is evaluated on the executor; a segment that references another is
+    created once that one is evaluated (until then the API refuses the reference). ``timings`` gets the response
+    times (ms) and the seconds from the first POST until every segment is evaluated."""
     ids: dict[str, int] = {}
+    api = Api(db, workspace_id)
+    responses: list[float] = []
+    started = time.perf_counter()
+
+    def wait_evaluated(segment_ids: set[int]) -> None:
+        for segment_id in segment_ids:
+            while (status := api.get(f"/segments/{segment_id}")["evaluation"]["status"]) != "done":
+                assert status != "failed", api.get(f"/segments/{segment_id}")
+                time.sleep(0.05)
 
     def add(name: str, tree: dict, subject_type: str = "user") -> None:
-        with db.session() as session:
-            ids[name] = service.create_segment(
-                session, workspace_id, name=name, subject_type=subject_type, conditions=tree
-            ).id
+        wait_evaluated(_references(tree))
+        before = time.perf_counter()
+        answer = api.post("/segments", {"name": name, "subject_type": subject_type, "conditions": tree})
+        responses.append((time.perf_counter() - before) * 1000)
+        assert answer["evaluation"]["status"] == "pending", answer
+        ids[name] = answer["id"]
 
     add("Pro", attribute("plan", "eq", "pro"))
     add("High value", attribute("ltv", "gt", 500))
@@ -344,6 +395,10 @@ def define_segments(db: Database, workspace_id: int) -> list[int]:
         {"type": "none", "children": [{"type": "event", "name": "purchase", "window": window(30)}]},
         {"type": "any", "children": [{"type": "tag", "value": "newsletter"}, attribute("plan", "ne", "free")]},
     ]})  # fmt: skip
+    wait_evaluated(set(ids.values()))
+    if timings is not None:
+        timings["create_response_ms"] = responses
+        timings["create_evaluated_s"] = time.perf_counter() - started
     return list(ids.values())
 
 
@@ -394,6 +449,71 @@ def incremental_latencies(db: Database, workspace_id: int, users: int, samples: 
         if (n + 1) % 50 == 0:
             log(f"  {n + 1} ingestions, p50 so far {statistics.median(latencies) * 1000:.1f} ms")
     return latencies
+
+
+def window_edges(db: Database, workspace_id: int, users: int, probes: int, ticks: int) -> dict[str, Any]:
+    """Membership following window edges, in real time: ``probes`` people without a recent purchase buy with
+    ``occurred_at`` 10-80 s short of 7 days ago (ingested as the API does: "Bought this week" takes them in), then
+    the edges job runs every ``EDGE_INTERVAL`` (as the scheduler runs it); each probe's lag is from the instant its
+    purchase left the window to the end of the run that took it out. Before that, the sliding refresh as it was (every
+    time-relative segment evaluated whole) is timed once for comparison."""
+    with db.session() as session:
+        started = time.perf_counter()
+        refresh_time_relative_segments(session, workspace_id)
+        whole_s = time.perf_counter() - started
+    log(f"sliding refresh of every time-relative segment, whole (as before): {whole_s:.2f} s")
+    with db.session() as session:
+        recent = select(Event.user_id).where(
+            Event.workspace_id == workspace_id,
+            Event.name == "purchase",
+            Event.occurred_at >= datetime.now(UTC) - timedelta(days=7, minutes=5),
+        )
+        candidates = session.scalars(select(User.id).where(User.workspace_id == workspace_id, User.id.not_in(recent)))
+        chosen = random.Random(11).sample(list(candidates), probes)
+    now = datetime.now(UTC)
+    edges = {}
+    with db.session() as session:
+        for n, user_id in enumerate(chosen):
+            at = now - timedelta(days=7) + timedelta(seconds=10 + 70 * n / probes)
+            item = {"external_id": f"u{user_id}", "name": "purchase", "occurred_at": at.isoformat()}
+            apply_changes(session, workspace_id, track(session, workspace_id, [item]).changes)
+            edges[user_id] = at + timedelta(days=7)
+    bought = _members_of(db, workspace_id, "Bought this week", chosen)
+    assert bought == set(chosen), f"{len(bought)} of {len(chosen)} probes entered"
+    lags: list[float] = []
+    durations: list[float] = []
+    subjects: list[int] = []
+    for _ in range(ticks):
+        time.sleep(max(0.0, EDGE_INTERVAL.total_seconds() - (durations[-1] if durations else 0.0)))
+        started = time.perf_counter()
+        with db.session() as session:
+            result = refresh_window_edges(session, workspace_id)
+        durations.append(time.perf_counter() - started)
+        subjects.append(result.subjects)
+        ended = datetime.now(UTC)
+        still = _members_of(db, workspace_id, "Bought this week", [u for u in chosen if u in edges])
+        for user_id in [u for u in edges if u not in still]:
+            lags.append((ended - edges.pop(user_id)).total_seconds())
+        log(f"  edges run: {durations[-1]:.2f} s, {result.subjects} subjects read, {len(edges)} probes still in")
+    assert not edges, f"{len(edges)} probes never left"
+    return {
+        "window_edge_lag_p95_s": round(percentile(lags, 95), 1),
+        "window_edge_lag_max_s": round(max(lags), 1),
+        "sliding_refresh_s": round(percentile(durations, 95), 3),
+        "sliding_refresh_subjects_max": max(subjects),
+        "sliding_refresh_whole_s": round(whole_s, 2),
+    }
+
+
+def _members_of(db: Database, workspace_id: int, name: str, user_ids: list[int]) -> set[int]:
+    with db.session() as session:
+        segment_id = session.scalar(
+            select(Segment.id).where(Segment.workspace_id == workspace_id, Segment.name == name)
+        )
+        query = select(SegmentMembership.subject_id).where(
+            SegmentMembership.segment_id == segment_id, SegmentMembership.subject_id.in_(user_ids)
+        )
+        return set(session.scalars(query))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -644,9 +764,13 @@ def naive_baseline(db: Database, workspace_id: int, users: int, sample: int, now
 def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
     workspace_id, counts = generate(db, args.users)
     log(f"rows: {counts}")
-    started = time.perf_counter()
-    segment_ids = define_segments(db, workspace_id)
-    log(f"defined {len(segment_ids)} segments, each evaluated on creation ({time.perf_counter() - started:.1f} s)")
+    timings: dict[str, Any] = {}
+    segment_ids = define_segments(db, workspace_id, timings)
+    responses = timings["create_response_ms"]
+    log(
+        f"defined {len(segment_ids)} segments through the API: answers p50 {statistics.median(responses):.0f} ms, "
+        f"max {max(responses):.0f} ms; all evaluated {timings['create_evaluated_s']:.1f} s after the first"
+    )
 
     from_empty, _ = full_refresh(db, workspace_id, from_empty=True)
     steady, evaluated_at = full_refresh(db, workspace_id, from_empty=False)
@@ -656,6 +780,8 @@ def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
     log(f"naive: {naive_s:.1f} s for {naive_subjects} subjects, {mismatches} disagreements with the SQL")
     log(f"incremental: {args.samples} single-event ingestions")
     latencies = incremental_latencies(db, workspace_id, args.users, args.samples)
+    log(f"window edges: {args.edge_probes} probes, {args.edge_runs} runs of the edges job")
+    edges = window_edges(db, workspace_id, args.users, args.edge_probes, args.edge_runs)
     subjects = counts["users"] + counts["accounts"]
     return {
         "users": counts["users"],
@@ -671,6 +797,11 @@ def measure(db: Database, args: argparse.Namespace) -> dict[str, Any]:
         "sql_s_per_subject": from_empty / subjects,
         "naive_speedup": round((naive_s / naive_subjects) / (from_empty / subjects), 1),
         "naive_mismatches": mismatches,
+        **edges,
+        "create_response_ms": round(percentile(responses, 95), 1),
+        "create_response_max_ms": round(max(responses), 1),
+        "create_evaluated_s": round(timings["create_evaluated_s"], 2),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -680,6 +811,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     parser.add_argument("--samples", type=int, default=200, help="incremental ingestions measured")
     parser.add_argument("--naive-users", type=int, default=10_000)
+    parser.add_argument("--edge-probes", type=int, default=50, help="people whose purchase leaves a window")
+    parser.add_argument("--edge-runs", type=int, default=5, help="runs of the edges job, 30 s apart")
     args = parser.parse_args(argv)
 
     with scratch_database(args.database_url, prefix="connector_bench") as url:

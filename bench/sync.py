@@ -8,7 +8,8 @@ it: nothing of the named database is touched. Measures, on one workspace of N us
 so ``Segments`` has values):
 
 1. a first full run with the sandbox unlimited: records/s;
-2. the same sync again, nothing changed: seconds and requests the sandbox received (must be 0);
+2. the same sync again, nothing changed: seconds and requests the sandbox received (must be 0); then again after
+   1% of the users changed (a mapped attribute of every hundredth user): seconds;
 3. with the sandbox enforcing 190 requests / 10 s (rolling, like HubSpot), a sync of a subset of the users
    (``--limited-records``, default 40,000, about 21 s), from an idle start as any sync begins: records/s as a
    fraction of the ceiling, 1,900 records/s at 100 records a request. The limiter sends one window's worth at
@@ -37,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, literal, select, text
+from sqlalchemy import insert, literal, select, text, update
 
 from connector.db import Database
 from connector.migrate import upgrade
@@ -254,6 +255,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
+def change_one_percent(db: Database, workspace_id: int) -> int:
+    """Every hundredth user gets another plan (a mapped attribute), in one statement; how many."""
+    with db.session() as session:
+        first_id = session.scalar(select(User.id).where(User.workspace_id == workspace_id).order_by(User.id).limit(1))
+        users = session.execute(
+            select(User.id, User.attributes).where(User.workspace_id == workspace_id, (User.id - first_id) % 100 == 0)
+        ).all()
+        session.execute(
+            update(User),
+            [{"id": user_id, "attributes": {**attributes, "plan": "changed"}} for user_id, attributes in users],
+        )
+    return len(users)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
@@ -299,6 +314,12 @@ def measure(args: argparse.Namespace, url: str, limited: int) -> None:
         rerun_requests = sandbox.ask("requests") - before
         assert rerun.counts.unchanged == args.users and rerun.counts.planned == 0, rerun.counts
         log(f"unchanged re-run: {rerun.elapsed_s:.2f}s, {rerun_requests} requests")
+
+        changed = change_one_percent(db, ws)
+        one_percent = run_sync(db, full, "bench", secret_key=SECRET_KEY, workers=args.workers)
+        assert one_percent.counts.changed == changed, one_percent.counts
+        assert one_percent.counts.unchanged == args.users - changed, one_percent.counts
+        log(f"re-run after 1% changed ({changed:,} users): {one_percent.elapsed_s:.2f}s")
 
         sandbox.ask("rate_limit", (CEILING_REQUESTS, CEILING_SECONDS))
         ceiling = CEILING_REQUESTS * 100 / CEILING_SECONDS
@@ -353,6 +374,9 @@ def measure(args: argparse.Namespace, url: str, limited: int) -> None:
             "limited_429s": refused,
             "unchanged_rerun_s": round(rerun.elapsed_s, 3),
             "unchanged_rerun_requests": rerun_requests,
+            "one_percent_changed_s": round(one_percent.elapsed_s, 3),
+            "one_percent_changed_records": changed,
+            "load_1m": round(os.getloadavg()[0], 2),
             "peak_rss_mb": round(peak_rss_mb(), 1),
         }
         print(json.dumps(result))

@@ -239,12 +239,12 @@ def _seed_segments(api: _Api) -> dict[str, int]:
             "conditions": {"type": "attribute", "name": "employees", "operator": "gte", "value": 1000},
         },
     ]
-    ids = {d["name"]: api.post("/segments", d)["id"] for d in definitions}
+    ids = {d["name"]: api.post("/segments?wait=true", d)["id"] for d in definitions}
     api.post(
         f"/segments/{ids['Beta testers']}/members", {"add": [{"external_id": f"user-{i}"} for i in range(0, 40, 4)]}
     )
     ids["Engaged payers"] = api.post(
-        "/segments",
+        "/segments?wait=true",
         {
             "name": "Engaged payers",
             "subject_type": "user",

@@ -24,6 +24,7 @@ from connector import create_app
 from connector.config import Settings
 from connector.db import Database
 from connector.migrate import upgrade
+from connector.segments import evaluation
 from connector.testing.scratch import admin_url, create_postgres_database, drop_postgres_database
 
 POSTGRES_ADMIN_URL = os.environ.get("CONNECTOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -98,7 +99,9 @@ def settings(database_url) -> Settings:
 def app(settings, database):
     app = create_app(settings, database=database)
     app.config["TESTING"] = True
-    return app
+    yield app
+    # Segments saved through the API are evaluated on an executor: none may outlive its test's database.
+    assert evaluation.wait_idle(timeout=60), "a segment evaluation is still running"
 
 
 @pytest.fixture

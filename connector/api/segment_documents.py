@@ -6,6 +6,7 @@ from typing import Any
 
 from connector.models import Segment, SegmentGroup
 from connector.segments import manual
+from connector.segments.evaluation import status_json as evaluation_status_json
 from connector.segments.membership import Evaluation
 
 
@@ -27,6 +28,7 @@ def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
         "last_evaluated_at": segment.last_evaluated_at,
         "hq_origin": hq_origin(segment),
         "edited_in_child": segment.edited_in_child,
+        "evaluation": evaluation_status_json(segment),
     }
 
 

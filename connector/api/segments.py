@@ -1,9 +1,10 @@
 """Segments and segment groups: definitions, membership, history, preview, explain, manual members, export.
 
-Every route is under ``/api/v1/workspaces/<workspace>``. Saving a definition evaluates it before the answer, so
-the ``member_count`` in the answer is current. Errors are problem documents naming the field
-(``body.conditions.children[1].count.value``); deleting (or changing the subject type of) a segment that something
-uses is a 409 listing the users in ``usages``.
+Every route is under ``/api/v1/workspaces/<workspace>``. Saving a dynamic definition answers at once with
+``evaluation: {"status": "pending", "progress": 0}`` and evaluates it on an executor (``GET`` the segment to follow
+it); ``?wait=true`` evaluates it before the answer, so the ``member_count`` in the answer is current. Errors are
+problem documents naming the field (``body.conditions.children[1].count.value``); deleting (or changing the subject
+type of) a segment that something uses is a 409 listing the users in ``usages``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from connector.api.common import (
     encode_cursor,
     workspace_blueprint,
 )
-from connector.api.context import unit_of_work, workspace_id
+from connector.api.context import database, unit_of_work, workspace_id
 from connector.api.problems import concurrent_change, invalid, located
 from connector.api.segment_documents import evaluation_json, group_json, members_result_json, segment_json
 from connector.models import (
@@ -38,7 +39,8 @@ from connector.models import (
     SegmentKind,
     SubjectType,
 )
-from connector.segments import groups, hq, manual, reads, service, sharing
+from connector.scheduling.evaluations import start_evaluation
+from connector.segments import evaluation, groups, hq, manual, reads, service, sharing
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
 groups_bp = workspace_blueprint("segment_groups", "segments", "/segment-groups")
@@ -65,6 +67,10 @@ class SegmentPath(WorkspacePath):
 
 class GroupPath(WorkspacePath):
     group_id: int = Field(ge=1, le=MAX_ID)
+
+
+class EvaluationQuery(BaseModel):
+    wait: bool = Field(False, description="Evaluate the definition before answering (default: on an executor)")
 
 
 class SegmentCreate(_Body):
@@ -194,9 +200,10 @@ def list_segments(path: WorkspacePath, query: SegmentListQuery):
 
 
 @segments_bp.post("")
-def create_segment(path: WorkspacePath, body: SegmentCreate):
-    """Create a segment. A dynamic one is evaluated before the answer (its members are current). With
-    ``sync_to_children`` (HQ admins), it is synced to every child workspace too and the answer has the report."""
+def create_segment(path: WorkspacePath, body: SegmentCreate, query: EvaluationQuery):
+    """Create a segment. A dynamic one is evaluated on an executor (``evaluation`` says how far), or before the
+    answer with ``wait=true``. With ``sync_to_children`` (HQ admins), it is synced to every child workspace too and
+    the answer has the report."""
     with service_errors(), unit_of_work() as session:
         segment = service.create_segment(
             session,
@@ -208,13 +215,15 @@ def create_segment(path: WorkspacePath, body: SegmentCreate):
             description=body.description,
             group_id=body.group_id,
             member_id=g.member.id,
+            evaluate=query.wait,
         )
         answer = _segment_answer(session, segment)
         if body.sync_to_children:
             answer["hq_sync"] = hq.sync_to_children(
                 session, session.get(Member, g.member.id), g.access, items={"segments": [segment.id]}
             )
-        return answer, 201
+    _evaluate_later(answer)
+    return answer, 201
 
 
 @segments_bp.get("/<int:segment_id>")
@@ -225,16 +234,24 @@ def get_segment(path: SegmentPath):
 
 
 @segments_bp.patch("/<int:segment_id>")
-def update_segment(path: SegmentPath, body: SegmentUpdate):
-    """Change a segment: rename, describe, regroup, redefine. A new definition is evaluated before the answer."""
+def update_segment(path: SegmentPath, body: SegmentUpdate, query: EvaluationQuery):
+    """Change a segment: rename, describe, regroup, redefine. A new definition is evaluated as on creation."""
     given = {name: getattr(body, name) for name in body.model_fields_set}
     for name in ("name", "description", "subject_type", "kind"):
         if name in given and given[name] is None:
             raise invalid(f"body.{name}", "must not be null")
     with service_errors(), unit_of_work() as session:
         segment = service.get_segment(session, workspace_id(), path.segment_id)
-        service.update_segment(session, segment, member_id=g.member.id, **given)
-        return _segment_answer(session, segment)
+        service.update_segment(session, segment, member_id=g.member.id, evaluate=query.wait, **given)
+        answer = _segment_answer(session, segment)
+    _evaluate_later(answer)
+    return answer
+
+
+def _evaluate_later(answer: dict[str, Any]) -> None:
+    """Once the saved definition is committed: evaluate it on the executor if it waits for that."""
+    if answer["evaluation"]["status"] == evaluation.PENDING:
+        start_evaluation(database(), workspace_id(), answer["id"])
 
 
 @segments_bp.delete("/<int:segment_id>")

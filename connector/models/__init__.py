@@ -16,6 +16,7 @@ from connector.models.automation import (
     View,
 )
 from connector.models.base import Base, utcnow
+from connector.models.changes import ChangeCounter, ChangeTombstone, SyncWatermark
 from connector.models.computed import ComputedValue
 from connector.models.erasures import Erasure
 from connector.models.lists import ListSync, SyncList, SyncListMember
@@ -60,6 +61,9 @@ from connector.models.tenancy import ApiToken, Company, Member, Role, Workspace,
 from connector.models.workspaces import HqSyncReport, SegmentMapping, SegmentShare
 
 __all__ = [
+    "ChangeCounter",
+    "ChangeTombstone",
+    "SyncWatermark",
     "Account",
     "Alert",
     "AlertKind",

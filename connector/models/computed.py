@@ -9,6 +9,7 @@ from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connector.models.base import Base, BigId, JSONType, str_enum, utcnow
+from connector.models.changes import change_seq_column
 from connector.models.subjects import SubjectType
 
 
@@ -18,7 +19,10 @@ class ComputedValue(Base):
     __tablename__ = "computed_values"
     # Ends with the subject, so reading a few subjects' values within a workspace is precise by either index
     # (migration 0006).
-    __table_args__ = (Index(None, "workspace_id", "subject_type", "name", "subject_id"),)
+    __table_args__ = (
+        Index(None, "workspace_id", "subject_type", "name", "subject_id"),
+        Index("ix_computed_values_change_seq", "workspace_id", "subject_type", "name", "change_seq"),
+    )
 
     subject_type: Mapped[SubjectType] = mapped_column(str_enum(SubjectType, 10), primary_key=True)
     subject_id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -29,3 +33,4 @@ class ComputedValue(Base):
     workspace_id: Mapped[int] = mapped_column(BigId)
     value: Mapped[Any] = mapped_column(JSONType)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    change_seq: Mapped[int] = change_seq_column()

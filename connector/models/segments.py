@@ -74,6 +74,11 @@ class Segment(Base):
     hq_workspace_id: Mapped[int | None] = mapped_column(BigId)
     hq_item_id: Mapped[int | None] = mapped_column(BigId)
     edited_in_child: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # "pending" | "running" | "done" | "failed" (with the reason): ``connector.segments.evaluation``.
+    evaluation: Mapped[str] = mapped_column(String(10), default="done", server_default=text("'done'"))
+    evaluation_error: Mapped[str | None] = mapped_column(Text)
+    # Up to when its window edges were followed (``connector.segments.edges``).
+    edges_checked_at: Mapped[datetime | None]
 
 
 class SegmentMembership(Base):

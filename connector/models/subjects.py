@@ -10,10 +10,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connector.models.base import Base, BigId, str_enum, utcnow
+from connector.models.changes import change_seq_column
 
 
 class SubjectType(enum.StrEnum):
@@ -37,6 +38,8 @@ class User(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
         UniqueConstraint("workspace_id", "email"),
+        Index("ix_users_workspace_change_seq", "workspace_id", "change_seq"),
+        Index("ix_users_workspace_created_at", "workspace_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -48,6 +51,7 @@ class User(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    change_seq: Mapped[int] = change_seq_column()
 
 
 class Account(Base):
@@ -55,6 +59,8 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "external_id"),
         Index("ix_accounts_workspace_domain", "workspace_id", "domain"),
+        Index("ix_accounts_workspace_change_seq", "workspace_id", "change_seq"),
+        Index("ix_accounts_workspace_created_at", "workspace_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -65,6 +71,7 @@ class Account(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    change_seq: Mapped[int] = change_seq_column()
 
 
 class UserTag(Base):
@@ -106,6 +113,15 @@ class Event(Base):
         Index("ix_events_user_kind_time", "user_id", "kind", "occurred_at"),
         # Full refresh of one event condition over a workspace: seek by name and time.
         Index("ix_events_workspace_name_time", "workspace_id", "name", "occurred_at"),
+        # Window edges of page views (``segments.edges``): page views only, so the planner never takes it for an
+        # index of every event's time when evaluating a few users (migration 0012).
+        Index(
+            "ix_events_page_time",
+            "workspace_id",
+            "occurred_at",
+            postgresql_where=text("kind = 'page'"),
+            sqlite_where=text("kind = 'page'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -125,7 +141,10 @@ class Event(Base):
 
 class Device(Base):
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("workspace_id", "platform", "vendor_device_id"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "platform", "vendor_device_id"),
+        Index("ix_devices_workspace_last_seen", "workspace_id", "last_seen_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -17,6 +17,7 @@ from connector.errors import NotFoundError
 from connector.models import Sync
 from connector.scheduling.dispatch import current_dispatcher
 from connector.security import SecretBox
+from connector.segments.edges import covered_segments
 from connector.segments.membership import refresh_time_relative_segments as refresh
 from connector.segments.membership import time_relative_workspaces
 from connector.sources.runs import run_source
@@ -123,11 +124,12 @@ def refresh_time_relative_segments() -> None:
     db = bound_database()
     with db.session() as session:
         workspaces = time_relative_workspaces(session)
+        followed = set(covered_segments(session))  # the window edges job keeps those current
     totals = {"workspaces": 0, "segments": 0, "entered": 0, "exited": 0}
     for workspace_id in workspaces:
         try:
             with db.session() as session:
-                result = refresh(session, workspace_id=workspace_id)
+                result = refresh(session, workspace_id=workspace_id, exclude=followed)
         except Exception:
             log.exception("time-relative segments of workspace %s could not be refreshed", workspace_id)
             continue

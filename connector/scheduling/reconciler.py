@@ -29,6 +29,8 @@ from connector.scheduling.jobs import (
     sync_job_id,
 )
 from connector.scheduling.store import jobs_table
+from connector.scheduling.window_edges import EDGES_JOB_ID, FOLLOW_EDGES_REF, edge_job_needed
+from connector.segments.edges import EDGE_INTERVAL
 from connector.segments.membership import refresh_cadence
 
 log = logging.getLogger("connector.scheduling")
@@ -102,7 +104,7 @@ def reconcile_jobs(scheduler: BaseScheduler, db: Database) -> Reconciliation:
 def _managed(job_id: str) -> bool:
     return (
         job_id.startswith((SYNC_JOB_PREFIX, SOURCE_JOB_PREFIX))
-        or job_id == SEGMENTS_REFRESH_JOB_ID
+        or job_id in (SEGMENTS_REFRESH_JOB_ID, EDGES_JOB_ID)
         or is_automation_job(job_id)
     )
 
@@ -165,6 +167,20 @@ def _desired_jobs(db: Database) -> tuple[dict[str, _JobSpec], dict[str, str], se
         log.exception("could not read automation's schedules; keeping the current automation jobs")
         with db.engine.connect() as connection:
             keep.update(i for i in connection.scalars(select(jobs_table.c.id)) if is_automation_job(i))
+    try:
+        with db.session() as session:
+            edges = edge_job_needed(session)
+    except Exception:
+        log.exception("could not read which segments follow window edges; keeping the current edges job")
+        keep.add(EDGES_JOB_ID)
+    else:
+        if edges:
+            desired[EDGES_JOB_ID] = _JobSpec(
+                func=FOLLOW_EDGES_REF,
+                trigger=IntervalTrigger(seconds=EDGE_INTERVAL.total_seconds(), timezone=UTC),
+                name=f"segments: follow window edges every {EDGE_INTERVAL}",
+                options={"max_instances": 1},
+            )
     return desired, invalid, keep
 
 

@@ -819,17 +819,20 @@ def time_relative_workspaces(session: Session) -> list[int]:
 
 
 def refresh_time_relative_segments(
-    session: Session, workspace_id: int | None = None, now: datetime | None = None
+    session: Session, workspace_id: int | None = None, now: datetime | None = None, exclude: Iterable[int] = ()
 ) -> dict[str, int]:
     """Fully re-evaluate every dynamic segment whose conditions move with time alone (all workspaces, or one).
 
     The scheduler's sliding-window job; returns ``{"workspaces", "segments", "entered", "exited"}``. The refreshed
     segments stay locked until the caller commits (ingestion touching them waits): with many workspaces, prefer
-    one transaction per workspace (``time_relative_workspaces``).
+    one transaction per workspace (``time_relative_workspaces``). ``exclude``: segments followed otherwise
+    (``connector.segments.edges``).
     """
     query = select(Segment.workspace_id, Segment.id).where(
         Segment.is_time_relative.is_(True), Segment.kind != SegmentKind.MANUAL
     )
+    if exclude:
+        query = query.where(Segment.id.not_in(list(exclude)))
     if workspace_id is not None:
         query = query.where(Segment.workspace_id == workspace_id)
     by_workspace: dict[int, list[int]] = {}

@@ -41,6 +41,7 @@ from connector.segments.conditions import (
     validate_references,
     walk,
 )
+from connector.segments.evaluation import mark_evaluated, mark_pending, unevaluated_reference_errors
 from connector.segments.explain import explain
 from connector.segments.membership import (
     Evaluation,
@@ -200,8 +201,10 @@ def create_segment(
     description: str = "",
     group_id: int | None = None,
     member_id: int | None = None,
+    evaluate: bool = True,
 ) -> Segment:
-    """Create a segment and, for a dynamic one, evaluate it. Raises ``InvalidSegmentError`` / ``NameTakenError``."""
+    """Create a segment and, for a dynamic one, evaluate it (``evaluate=False``: mark it pending, for
+    ``evaluation.submit``). Raises ``InvalidSegmentError`` / ``NameTakenError``."""
     subject_type, kind = SubjectType(subject_type), SegmentKind(kind)
     name = _checked_name(name, "name")
     _check_name_free(session, workspace_id, name)
@@ -221,7 +224,9 @@ def create_segment(
     _set_definition(segment, node)
     session.add(segment)
     session.flush()
-    if node is not None:
+    if node is not None and not evaluate:
+        mark_pending(segment)
+    elif node is not None:
         refresh_segments(session, workspace_id, [segment.id])
     return segment
 
@@ -240,8 +245,10 @@ def update_segment(
     conditions: dict[str, Any] | None = _UNSET,
     group_id: int | None = _UNSET,
     member_id: int | None = None,
+    evaluate: bool = True,
 ) -> Segment:
-    """Change what is given. A new definition (conditions or subject type) is evaluated at once; a rename
+    """Change what is given. A new definition (conditions or subject type) is evaluated at once (``evaluate=False``:
+    marked pending, for ``evaluation.submit``); a rename
     recomputes the members' ``Segments``. Changing the subject type is refused while something uses the segment."""
     errors: list[dict[str, str]] = []
     if segment.kind == SegmentKind.SHARED and any(
@@ -294,7 +301,9 @@ def update_segment(
     session.flush()
     if segment.hq_item_id is not None:
         segment.edited_in_child = True  # an HQ sync that writes the copy clears it again
-    if definition_changes and segment.kind == SegmentKind.DYNAMIC:
+    if definition_changes and segment.kind == SegmentKind.DYNAMIC and not evaluate:
+        mark_pending(segment)
+    elif definition_changes and segment.kind == SegmentKind.DYNAMIC:
         refresh_segments(session, segment.workspace_id, [segment.id])
     if renamed:
         # Members who neither entered nor left still carry the old name in their Segments.
@@ -315,11 +324,15 @@ def delete_segment(session: Session, segment: Segment) -> None:
 
 
 def refresh(session: Session, workspace_id: int, segment_id: int | None = None) -> Evaluation:
-    """Fully re-evaluate one segment (or every dynamic segment of the workspace) and what depends on it."""
+    """Fully re-evaluate one segment (or every dynamic segment of the workspace) and what depends on it; a segment
+    whose background evaluation never ended (its process stopped) or failed is evaluated by it."""
     if segment_id is not None:
         get_segment(session, workspace_id, segment_id)
-        return refresh_segments(session, workspace_id, [segment_id])
-    return refresh_segments(session, workspace_id)
+        evaluation = refresh_segments(session, workspace_id, [segment_id])
+    else:
+        evaluation = refresh_segments(session, workspace_id)
+    mark_evaluated(session, workspace_id, [segment_id] if segment_id is not None else None)
+    return evaluation
 
 
 def preview_segment(
@@ -498,6 +511,9 @@ def _checked_definition(
             if segment is not None:
                 types[segment.id] = subject_type
             reference_errors = validate_references(node, types.get, subject_type=subject_type)
+            reference_errors = reference_errors or unevaluated_reference_errors(
+                session, workspace_id, node, subject_type
+            )
             errors.extend(reference_errors)
             if not reference_errors and segment is not None:
                 errors.extend(_cycle_errors(session, workspace_id, segment, node))

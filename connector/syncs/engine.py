@@ -47,9 +47,9 @@ from connector.destinations import (
 from connector.destinations import (
     Destination as DestinationPlugin,
 )
-from connector.models import Destination, RunStatus, Segment, Sync, SyncMode, utcnow
+from connector.models import Destination, RecordState, RunStatus, Segment, Sync, SyncMode, utcnow
 from connector.security import SecretBox
-from connector.syncs import preparations
+from connector.syncs import changes, preparations
 from connector.syncs import records as store
 from connector.syncs.associations import associate_companies
 from connector.syncs.connections import build_destination
@@ -270,6 +270,11 @@ class _Runner:
         self.plugin: DestinationPlugin | None = None
         self.limiter = None
         self.pool: ThreadPoolExecutor | None = None
+        # Reading what changed (``changes``): where the run starts, what it found invalid, and the synced
+        # records it did not read (unchanged, counted without reading them).
+        self.increment: changes.Increment | None = None
+        self.invalid_ids: list[int] = []
+        self.synced_unread = 0
 
     # -- the run ------------------------------------------------------------------------------------------------
 
@@ -334,6 +339,7 @@ class _Runner:
             sync = session.get(Sync, self.sync_id)
             destination = session.get(Destination, sync.destination_id)
             self.scope = Scope(sync.workspace_id, sync.subject_type, tuple(segment_ids_of(session, sync.id)))
+            self.fingerprint = changes.fingerprint(sync, self.scope)
             self.mode = sync.mode
             self.mirror_action = sync.mirror_action or "clear"
             self.object_type = sync.destination_object
@@ -382,12 +388,41 @@ class _Runner:
 
         return page
 
+    def _read_ids(self, fetch, *args):
+        def page(after: int, limit: int, chunk):
+            with self.db.session() as session:
+                return self._tally(fetch(session, *args, after, limit, subject_ids=chunk))
+
+        return page
+
+    def _read_subjects(self):
+        def page(_after: int, _limit: int, chunk):
+            with self.db.session() as session:
+                return self._tally(changes.subject_rows(session, self.scope, self.sync_id, self.renderer, chunk))
+
+        return page
+
+    def _tally(self, rows: list) -> list:
+        self.synced_unread -= sum(1 for row in rows if row.state == RecordState.SYNCED)
+        return rows
+
     def _plan_and_send(self) -> None:
         with self.db.session() as session:
-            duplicates = duplicate_identities(session, self.scope, self.renderer)
-        subjects = pages(
-            self._read(subject_page, self.scope, self.sync_id, self.renderer), key=lambda r: r.id, limit=self.page_size
-        )
+            computed = [name for _label, name in self.renderer.computed_columns]
+            self.increment = changes.plan_increment(session, self.sync_id, self.scope, self.fingerprint, computed)
+            ids = self.increment.subject_ids
+            duplicates = duplicate_identities(session, self.scope, self.renderer, ids) if ids != [] else set()
+            if ids is not None:
+                self.synced_unread = changes.synced_count(session, self.sync_id)
+        if ids is not None:
+            log.info("sync %s: run %s reads the %d subjects that changed", self.sync_id, self.run_id, len(ids))
+            subjects = changes.pages_of(ids, self.page_size, self._read_subjects())
+        else:
+            subjects = pages(
+                self._read(subject_page, self.scope, self.sync_id, self.renderer),
+                key=lambda r: r.id,
+                limit=self.page_size,
+            )
         if not self.dry_run:
             self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"sync-{self.sync_id}")
         for item in diff(subjects, self.renderer, duplicates, self.plan_counts):
@@ -395,9 +430,14 @@ class _Runner:
             if self.stopping:
                 break
         if not self.stopping:
-            records = pages(
-                self._read(leaving_page, self.scope, self.sync_id), key=lambda r: r.subject_id, limit=self.page_size
-            )
+            if ids is not None:
+                records = changes.pages_of(ids, self.page_size, self._read_ids(leaving_page, self.scope, self.sync_id))
+            else:
+                records = pages(
+                    self._read(leaving_page, self.scope, self.sync_id),
+                    key=lambda r: r.subject_id,
+                    limit=self.page_size,
+                )
             for item in leaving(records, self.plan_counts):
                 self._take(item)
                 if self.stopping:
@@ -414,6 +454,7 @@ class _Runner:
             self._report()
         if item.change == Change.INVALID:
             self.counts.invalid += 1
+            self.invalid_ids.append(item.subject_id)
             self._error(item.subject_id, item.identity, "invalid", item.reason or "invalid")
             return
         if item.change == Change.LEAVING:
@@ -678,7 +719,7 @@ class _Runner:
             self._flush_pending()
 
     def _live_counts(self) -> dict[str, int]:
-        self.counts.unchanged = self.plan_counts.unchanged
+        self.counts.unchanged = self.plan_counts.unchanged + self.synced_unread
         return self.counts.as_dict()
 
     def _write_pending(self, session) -> None:
@@ -694,7 +735,7 @@ class _Runner:
             self._write_pending(session)
 
     def _report(self) -> None:
-        self.counts.unchanged = self.plan_counts.unchanged
+        self.counts.unchanged = self.plan_counts.unchanged + self.synced_unread
         try:
             self.progress(self.counts)
         except Exception:  # a broken progress display must not break the run
@@ -722,6 +763,12 @@ class _Runner:
                     finished_at=utcnow(),
                     first_error=self.first_error,
                 )
+                if self.increment is not None and not (self.dry_run or self.stopping or self.counts.unsent):
+                    # Complete: the next run reads only what changed after this one's start.
+                    changes.save_watermark(
+                        session, self.sync_id, self.fingerprint, self.increment.mark, self.invalid_ids
+                    )
+                    changes.prune_tombstones(session, self.scope.workspace_id)
         except Exception:
             # The run stays "running" until its lease expires; the next run takes over and converges.
             log.exception("sync %s: recording the end of run %s failed", self.sync_id, self.run_id)

@@ -90,7 +90,7 @@ class PlanCounts:
     invalid: int = 0
 
 
-def _in_scope(model, scope: Scope):
+def scope_condition(model, scope: Scope):
     """The condition "this subject is in the sync's scope", on ``model`` (User or Account)."""
     condition = model.workspace_id == scope.workspace_id
     if scope.segment_ids:
@@ -114,7 +114,7 @@ def subject_page(
     of their sizes (right after a first run, PostgreSQL's statistics still see an empty ``sync_records``).
     """
     model = SUBJECT_MODELS[scope.subject_type]
-    in_scope = _in_scope(model, scope)
+    in_scope = scope_condition(model, scope)
     ids = select(model.id).where(in_scope, model.id > after_id).order_by(model.id).limit(limit).subquery()
     last_id = session.scalar(select(func.max(ids.c.id)))
     if last_id is None:
@@ -146,11 +146,18 @@ def subject_page(
     return session.execute(stmt).all()
 
 
-def leaving_page(session: Session, scope: Scope, sync_id: int, after_id: int, limit: int = PAGE_SIZE) -> list:
+def leaving_page(
+    session: Session,
+    scope: Scope,
+    sync_id: int,
+    after_id: int,
+    limit: int = PAGE_SIZE,
+    subject_ids: Sequence[int] | None = None,
+) -> list:
     """The next ``limit`` records of the sync after subject ``after_id`` whose subject is out of scope or gone,
-    and that are not removed already; by subject id."""
+    and that are not removed already; by subject id. ``subject_ids``: only those."""
     model = SUBJECT_MODELS[scope.subject_type]
-    in_scope = exists().where(model.id == SyncRecord.subject_id, _in_scope(model, scope))
+    in_scope = exists().where(model.id == SyncRecord.subject_id, scope_condition(model, scope))
     stmt = (
         select(SyncRecord.subject_id, SyncRecord.identity, SyncRecord.payload_hash, SyncRecord.state)
         .where(
@@ -158,6 +165,7 @@ def leaving_page(session: Session, scope: Scope, sync_id: int, after_id: int, li
             SyncRecord.subject_id > after_id,
             SyncRecord.state != RecordState.REMOVED,
             ~in_scope,
+            *([SyncRecord.subject_id.in_(subject_ids)] if subject_ids is not None else []),
         )
         .order_by(SyncRecord.subject_id)
         .limit(limit)
@@ -165,8 +173,11 @@ def leaving_page(session: Session, scope: Scope, sync_id: int, after_id: int, li
     return session.execute(stmt).all()
 
 
-def duplicate_identities(session: Session, scope: Scope, renderer: Renderer) -> set[str]:
-    """Identity values (normalised) that more than one subject in scope has."""
+def duplicate_identities(
+    session: Session, scope: Scope, renderer: Renderer, subject_ids: Sequence[int] | None = None
+) -> set[str]:
+    """Identity values (normalised) that more than one subject in scope has; with ``subject_ids``, only the
+    values those subjects have."""
     mapping = next(m for m in renderer.mappings if m.destination == renderer.identity_field)
     model = SUBJECT_MODELS[scope.subject_type]
     source = mapping.source
@@ -177,8 +188,18 @@ def duplicate_identities(session: Session, scope: Scope, renderer: Renderer) -> 
     else:  # the service accepts identities from fields and attributes only
         return set()
     value = func.lower(func.trim(column))
-    stmt = select(value).where(_in_scope(model, scope), column.is_not(None)).group_by(value).having(func.count() > 1)
-    return {normal_identity(str(v)) for v in session.scalars(stmt) if v is not None and str(v).strip()}
+    stmt = (
+        select(value).where(scope_condition(model, scope), column.is_not(None)).group_by(value).having(func.count() > 1)
+    )
+    if subject_ids is None:
+        return {normal_identity(str(v)) for v in session.scalars(stmt) if v is not None and str(v).strip()}
+    found: set[str] = set()
+    for start in range(0, len(subject_ids), PAGE_SIZE):
+        theirs = select(value).where(model.id.in_(subject_ids[start : start + PAGE_SIZE]), column.is_not(None))
+        values = [v for v in session.scalars(theirs) if v is not None and str(v).strip()]
+        if values:
+            found.update(normal_identity(str(v)) for v in session.scalars(stmt.where(value.in_(values))))
+    return found
 
 
 def pages(fetch: Callable[[int], Sequence[Any]], key: Callable[[Any], int], limit: int = PAGE_SIZE) -> Iterator[Any]:

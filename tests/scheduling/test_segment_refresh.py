@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from connector.models import Event, Segment, SegmentKind, SegmentMembership, SubjectType, User
 from connector.scheduling import reconcile_jobs
 from connector.scheduling.jobs import REFRESH_SEGMENTS_REF, SEGMENTS_REFRESH_JOB_ID
+from connector.scheduling.window_edges import EDGES_JOB_ID
 from connector.segments.conditions import dependencies, is_time_relative, parse_conditions, smallest_time_unit
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
@@ -62,7 +63,8 @@ def test_refresh_job_runs_at_the_cadence_of_the_smallest_time_unit_in_use(databa
     assert refresh_interval(scheduler) is None  # nothing moves with time alone: no job
 
     make_segment("active this week", logged_in_within(7, "days"))
-    assert reconcile_jobs(scheduler, database).added == [SEGMENTS_REFRESH_JOB_ID]
+    # With it, the job that follows window edges (every 30 s) whatever the unit.
+    assert set(reconcile_jobs(scheduler, database).added) == {SEGMENTS_REFRESH_JOB_ID, EDGES_JOB_ID}
     assert refresh_interval(scheduler) == timedelta(minutes=15)
     assert scheduler.get_job(SEGMENTS_REFRESH_JOB_ID).func_ref == REFRESH_SEGMENTS_REF
 
@@ -81,7 +83,7 @@ def test_refresh_job_runs_at_the_cadence_of_the_smallest_time_unit_in_use(databa
 
     with database.session() as session:
         session.execute(delete(Segment).where(Segment.id == hourly))
-    assert reconcile_jobs(scheduler, database).removed == [SEGMENTS_REFRESH_JOB_ID]
+    assert set(reconcile_jobs(scheduler, database).removed) == {SEGMENTS_REFRESH_JOB_ID, EDGES_JOB_ID}
     assert refresh_interval(scheduler) is None
 
 

@@ -23,7 +23,7 @@ def data(database, tenant) -> Data:
 
 def create(client, tenant, **body):
     body.setdefault("subject_type", "user")
-    response = client.post(tenant.url("/segments"), headers=tenant.headers, json=body)
+    response = client.post(tenant.url("/segments?wait=true"), headers=tenant.headers, json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -68,7 +68,7 @@ def test_list_get_update_and_delete(client, tenant, data, database):
     assert segments_of(database, ann) == ["Anyone", "Paying"]
 
     redefined = client.patch(
-        tenant.url(f"/segments/{pro['id']}"),
+        tenant.url(f"/segments/{pro['id']}?wait=true"),
         headers=tenant.headers,
         json={"conditions": {**PRO, "value": "enterprise"}},
     )

@@ -17,7 +17,7 @@ def identify(client, tenant, *people) -> None:
 
 def segment(client, tenant, name: str, condition: dict) -> int:
     response = client.post(
-        tenant.url("/segments"),
+        tenant.url("/segments?wait=true"),
         json={"name": name, "subject_type": "user", "kind": "dynamic", "conditions": condition},
         headers=tenant.headers,
     )
