@@ -91,7 +91,7 @@ def hq_syncs():
 
 @bp.get("/mapped-values/segments")
 def mapped_segments():
-    return _mapped_segments()
+    return _mapped_segments(saved=request.args.get("saved", type=int))
 
 
 def _mapped_segments(refusal: Refusal | None = None, refused: int | None = None, saved: int | None = None):

@@ -20,6 +20,7 @@ EMAILS = {
     "hq_editor": "ed@brand.example",
     "paris_admin": "paris@brand.example",
     "paris_viewer": "pv@brand.example",
+    "ab_admin": "ab@brand.example",
     "a_admin": "a@brand.example",
     "b_viewer": "bv@brand.example",
 }
