@@ -192,6 +192,7 @@ def test_an_admin_of_both_projects_shares_a_segment_and_the_target_sees_it_share
     pages.check("target-segments-with-shared-badge")
     row.locator("a").click()
     page.wait_for_selector("h1 .badge.shared")
+    assert page.is_visible("#shared-hint") and page.locator("#new-name").count() == 0  # managed at the source
     assert "vip" not in page.inner_text("main").replace("VIP", "")  # nothing of the source's definition
     pages.check("target-shared-segment")
     page.click(".tabs >> text=Evaluations")
