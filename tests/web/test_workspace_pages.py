@@ -190,3 +190,66 @@ def test_moving_out_a_segment_that_is_not_in_the_group_is_named_and_nothing_move
     assert response.status_code == 422
     assert f"segment {loose['id']} is not in this group" in response.get_data(as_text=True)
     assert org.get("boss", "paris", f"/segments/{loose['id']}").get_json()["group_id"] is None
+
+
+@pytest.fixture
+def used_share(org: Org) -> dict:
+    """Project A's "VIP" shared with Project B and C, whose stand-ins a segment of each uses."""
+    vip = org.segment("project-a", "VIP")
+    targets = {"workspaces": [org.ids["project-b"], org.ids["project-c"]]}
+    assert org.put("boss", "project-a", f"/segments/{vip['id']}/sharing", targets).status_code == 200
+    for slug, name in (("project-b", "Uses VIP"), ("project-c", "Hidden use")):
+        (stand_in,) = [s for s in org.get("boss", slug, "/segments").get_json()["data"] if s["kind"] == "shared"]
+        org.segment(slug, name, {"type": "segment", "segment_id": stand_in["id"]})
+    return vip
+
+
+def test_deleting_a_segment_used_where_it_is_shared_is_refused_naming_only_the_uses_the_member_can_see(
+    client, database, org, used_share
+):
+    as_member(client, database, "ab_admin")
+    page = f"/w/project-a/segments/{used_share['id']}"
+
+    response = post_form(client, page, f"{page}/delete", {})
+
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert re.search(r"<li>segment “Uses VIP” in Project B</li>", html) and "1 use(s) in workspaces you cannot" in html
+    assert "Hidden use" not in html
+    assert org.get("boss", "project-a", f"/segments/{used_share['id']}").status_code == 200
+
+
+def test_unticking_a_share_that_the_target_uses_is_refused_and_the_share_stays(client, database, org, used_share):
+    as_member(client, database, "ab_admin")
+    sharing = f"/w/project-a/segments/{used_share['id']}/sharing"
+
+    response = post_form(client, sharing, sharing, {})  # Project B unticked
+
+    assert response.status_code == 409 and "Uses VIP" in response.get_data(as_text=True)
+    state = org.get("boss", "project-a", f"/segments/{used_share['id']}/sharing").get_json()
+    assert sorted(w["slug"] for w in state["workspaces"] if w["shared"]) == ["project-b", "project-c"]
+
+
+def test_another_workspace_s_segment_has_no_sharing_or_evaluations_page_here(client, database, org):
+    vip = org.segment("project-a", "VIP")
+    as_member(client, database, "ab_admin")  # admin of project-a and project-b
+
+    assert client.get(f"/w/project-b/segments/{vip['id']}/sharing").status_code == 404
+    assert client.get(f"/w/project-b/segments/{vip['id']}/evaluations").status_code == 404
+    token = csrf_token(client.get("/w/project-b/segments").get_data(as_text=True))
+    sharing = f"/w/project-b/segments/{vip['id']}/sharing"
+    assert client.post(sharing, data={"csrf_token": token, "workspaces": org.ids["project-c"]}).status_code == 404
+
+
+def test_a_sync_from_a_workspace_without_children_is_refused_with_the_reason(client, database, org):
+    vip = org.segment("project-a", "VIP")
+    as_member(client, database, "a_admin")
+    assert 'id="hq-sync-form"' not in client.get("/w/project-a/hq-syncs").get_data(as_text=True)
+
+    response = post_form(
+        client, "/w/project-a/hq-syncs", "/w/project-a/hq-syncs", {"segments": vip["id"], "mode": "update_existing"}
+    )
+
+    assert response.status_code == 422
+    assert "no child workspaces to sync to" in response.get_data(as_text=True)
+    assert reports(org, "project-a") == []
