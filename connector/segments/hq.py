@@ -158,6 +158,11 @@ def sync_to_children(
     return report_json(stored)
 
 
+def child_workspaces(session: Session, hq_workspace_id: int) -> list[Workspace]:
+    """The workspaces an HQ workspace syncs to (none: it is not an HQ)."""
+    return list(session.scalars(select(Workspace).where(Workspace.parent_id == hq_workspace_id).order_by(Workspace.id)))
+
+
 def report_json(stored: HqSyncReport, child_id: int | None = None) -> dict[str, Any]:
     """A stored report; for a child, only its own part."""
     children = stored.report["children"]

@@ -127,6 +127,16 @@ def can_edit() -> bool:
     return g.access.allows(Role.EDITOR)
 
 
+def can_administer() -> bool:
+    return g.access.allows(Role.WORKSPACE_ADMIN)
+
+
+def require_admin() -> None:
+    """What the API keeps to workspace admins (sharing, mapped values, HQ syncs)."""
+    if not can_administer():
+        abort(403)
+
+
 def require_editor() -> None:
     """Forms that only change things are not shown to viewers (their POST is refused anyway)."""
     if not can_edit():

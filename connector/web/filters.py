@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import Flask, g
 from flask_wtf.csrf import generate_csrf
 
-from connector.web.context import can_edit
+from connector.web.context import can_administer, can_edit
 
 
 def _zone() -> ZoneInfo:
@@ -49,4 +49,6 @@ def as_json(value: Any) -> str:
 
 def register(app: Flask) -> None:
     app.jinja_env.filters.update(local_time=local_time, number=number, as_json=as_json)
-    app.jinja_env.globals.update(csrf_token=generate_csrf, duration=duration, can_edit=can_edit)
+    app.jinja_env.globals.update(
+        csrf_token=generate_csrf, duration=duration, can_edit=can_edit, can_administer=can_administer
+    )

@@ -10,10 +10,21 @@ from flask import Response, g, redirect, request, stream_with_context
 from connector import directory, logins
 from connector.api.segments import _export_rows
 from connector.models import SegmentKind, SubjectType
-from connector.segments import manual, reads, service
+from connector.segments import hq, manual, reads, service, sharing
 from connector.web import builder
-from connector.web.context import db, go, is_htmx, render, require_editor, workspace_blueprint, workspace_id, ws_url
+from connector.web.context import (
+    can_administer,
+    db,
+    go,
+    is_htmx,
+    render,
+    require_editor,
+    workspace_blueprint,
+    workspace_id,
+    ws_url,
+)
 from connector.web.refusals import Refusal, refusals
+from connector.web.workspaces import member, sync_children
 
 bp = workspace_blueprint("ui_segments", "/segments")
 MEMBERS_PAGE = 50
@@ -48,6 +59,9 @@ def _builder_context(session, tree: dict[str, Any], subject_type: SubjectType, *
         "b": builder,
         "result": None,
         "preview_refusal": None,
+        "can_sync": extra.get("segment_id") is None
+        and can_administer()
+        and bool(hq.child_workspaces(session, workspace_id())),
         **extra,
     }
 
@@ -62,7 +76,7 @@ def new():
     tree = builder.tree_from_form(form) if request.method == "POST" else builder.new_node("all")
     fields = {"name": form.get("name", ""), "description": form.get("description", ""), "group_id": ""}
     fields["group_id"] = form.get("group_id", "")
-    refusal = report = None
+    refusal = report = hq_report = None
     op = form.get("op", "")
     if request.method == "POST" and op == "save":
         try:
@@ -83,10 +97,14 @@ def new():
                     report = manual.change_manual_members(
                         session, segment, manual.references_from_csv(upload.stream)
                     ).as_dict()
+                if form.get("sync_to_children") == "on":
+                    hq_report = sync_children(session, {"segments": [segment.id]})
                 segment_id = segment.id
-            if report is None:
+            if report is None and hq_report is None:
                 return go(ws_url("ui_segments.show", segment_id=segment_id))
-            return _show(segment_id, report=report)
+            if is_htmx():  # the builder's form is swapped by htmx: load the page, which cannot carry the report
+                return go(ws_url("ui_workspaces.hq_syncs", opened=hq_report["id"]) + f"#past-{hq_report['id']}")
+            return _show(segment_id, report=report, hq_report=hq_report)
         except Refusal as exc:
             refusal = exc
     elif op:
@@ -186,7 +204,13 @@ def show(segment_id: int):
     return _show(segment_id)
 
 
-def _show(segment_id: int, report: dict | None = None, refusal: Refusal | None = None, status: int = 200):
+def _show(
+    segment_id: int,
+    report: dict | None = None,
+    refusal: Refusal | None = None,
+    status: int = 200,
+    hq_report: dict | None = None,
+):
     search = request.args.get("search", "").strip()[:320]
     with refusals(), db() as session:
         segment = service.get_segment(session, workspace_id(), segment_id)
@@ -209,6 +233,7 @@ def _show(segment_id: int, report: dict | None = None, refusal: Refusal | None =
         groups=groups,
         names=names,
         report=report,
+        hq_report=hq_report,
         refusal=refusal,
     )
 
@@ -309,7 +334,7 @@ def rename(segment_id: int):
 def delete(segment_id: int):
     try:
         with refusals(), db() as session:
-            service.delete_segment(session, service.get_segment(session, workspace_id(), segment_id))
+            sharing.delete_segment(session, member(session), service.get_segment(session, workspace_id(), segment_id))
     except Refusal as exc:
         if exc.status == 404:
             raise
