@@ -167,7 +167,8 @@ def test_a_playbook_missing_its_trigger_segment_is_refused_next_to_the_trigger(c
     sign_in(client)
     form = {"csrf_token": _token(client, "/w/acme/playbooks/new"), "subject_type": "user", "name": "No trigger",
             "trigger_kind": "enters", "segment_id": "", "n.type": "all", "actions-0-type": "enrol",
-            "actions-0-sequence_id": str(sequence["id"]), "actions-0-fallback_channel": "email", "op": "save"}  # fmt: skip
+            "actions-0-sequence_id": str(sequence["id"]), "actions-0-fallback_channel": "email",
+            "op": "save"}  # fmt: skip
     response = client.post("/w/acme/playbooks/new", data=form)
     assert response.status_code == 422
     assert re.search(r'<p class="error">trigger\.[a-z.]*segment_id: [^<]+', response.get_data(as_text=True))
@@ -177,9 +178,9 @@ def test_a_playbook_missing_its_trigger_segment_is_refused_next_to_the_trigger(c
 def test_a_viewer_reads_automation_pages_without_edit_buttons_and_every_change_is_forbidden(client, database, editor):
     segment_id = _pro_segment(client, editor)
     sequence = _api(client, editor, "POST", "/sequences", json=SEQUENCE).get_json()
-    playbook = _api(client, editor, "POST", "/playbooks", json={
-        "name": "P", "trigger": {"kind": "enters", "segment_id": segment_id},
-        "actions": [{"type": "enrol", "sequence_id": sequence["id"], "fallback_channel": "email"}]}).get_json()  # fmt: skip
+    enrol = {"type": "enrol", "sequence_id": sequence["id"], "fallback_channel": "email"}
+    body = {"name": "P", "trigger": {"kind": "enters", "segment_id": segment_id}, "actions": [enrol]}
+    playbook = _api(client, editor, "POST", "/playbooks", json=body).get_json()
     view = _api(client, editor, "POST", "/views", json={"name": "V", "columns": ["id"]}).get_json()
     add_member(database, editor, "viewer@acme.example", Role.VIEWER)
     sign_in(client, "viewer@acme.example")
