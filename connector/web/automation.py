@@ -8,6 +8,7 @@ keeps the stored one.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app, request
 
@@ -239,6 +240,9 @@ def segment_action(segment_id: int):
         shown = runs = None
         if action is not None:
             shown = segment_actions.action_json(action, next_segment_action_run(action))
+            if shown["next_run_at"] is not None:
+                local = shown["next_run_at"].astimezone(ZoneInfo(action.timezone))
+                shown["next_run_local"] = f"{local:%Y-%m-%d %H:%M} {action.timezone}"
             runs = []
             for run in segment_actions.list_runs(session, action):
                 who = sequences.list_enrolments(
