@@ -34,7 +34,8 @@ def _secret_key() -> str:
 def _sequence_form(form) -> dict[str, Any]:
     """The form as the service's input: blank step rows are left out, an empty secret keeps the stored one."""
     steps = []
-    for i in range(int(form.get("step_rows", STEP_ROWS)) if form.get("step_rows", "").isdigit() else STEP_ROWS):
+    rows = form.get("step_rows", "")
+    for i in range(min(int(rows), MAX_STEPS + 1) if rows.isdigit() and len(rows) < 6 else STEP_ROWS):
         name, delay = form.get(f"steps-{i}-name", "").strip(), form.get(f"steps-{i}-delay", "").strip()
         if name or delay:
             steps.append({"name": name, "delay_minutes": delay or "0"})
