@@ -14,7 +14,19 @@ from datetime import timedelta
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
-from connector.web import auth, destinations, filters, groups, people, segments, syncs, workspaces
+from connector.web import (
+    auth,
+    automation,
+    destinations,
+    filters,
+    groups,
+    people,
+    playbooks,
+    saved_views,
+    segments,
+    syncs,
+    workspaces,
+)
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -35,5 +47,5 @@ def register_web(app: Flask, secret_key: str) -> None:
         WTF_CSRF_TIME_LIMIT=12 * 3600,
     )
     filters.register(app)
-    for module in (auth, segments, people, destinations, syncs, groups, workspaces):
+    for module in (auth, segments, people, destinations, syncs, groups, workspaces, automation, saved_views, playbooks):
         app.register_blueprint(module.bp)
