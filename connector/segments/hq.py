@@ -19,9 +19,10 @@ Each item in each child is written in its own savepoint, so a failure leaves not
 of it in a savepoint that is rolled back: the report is exactly what the sync would do. Reports are stored
 (``HqSyncReport``) unless dry; children's admins read their part.
 
-More kinds of item (playbooks, views) join through ``ItemKind``: a kind lists the HQ items asked for and pushes one
-item to one child (``ChildPush`` carries the child's segment mapping for ``rewrite_segment_references``); kinds are
-pushed in the order of ``ITEM_KINDS`` so segments exist before what references them.
+More kinds of item join through ``ItemKind``: a kind lists the HQ items asked for and pushes one item to one child
+(``ChildPush`` carries the child's segment mapping for ``rewrite_segment_references``); kinds are pushed in the
+order of ``ITEM_KINDS`` so segments exist before what references them. Packages above segments add theirs with
+``register_item_kind`` at start-up (``connector.automation.hq``: views and playbooks).
 """
 
 from __future__ import annotations
