@@ -3,8 +3,9 @@ moving segments in and out of groups.
 
 Routes, under ``/api/v1/workspaces/<workspace>``:
 
-- ``POST /hq-syncs`` (HQ admins): push segments / groups to every child; ``dry_run`` answers the report without
-  writing. ``GET /hq-syncs``, ``GET /hq-syncs/<id>``: reports; a child sees its own part of its HQ's reports.
+- ``POST /hq-syncs`` (HQ admins): push segments, groups, views, playbooks to every child; ``dry_run`` answers the
+  report without writing. ``GET /hq-syncs``, ``GET /hq-syncs/<id>``: reports; a child sees its own part of its HQ's
+  reports.
 - ``GET /mapped-values/segments``, ``PUT /mapped-values/segments/<hq_segment_id>`` (the child's admins).
 - ``GET|PUT /segments/<id>/sharing``: which workspaces a segment is shared with; ``GET /segments/<id>/evaluations``.
 - ``POST /segment-groups/<id>/segments``: ``{"add": [...], "remove": [...]}``.
@@ -18,6 +19,7 @@ from flask import g
 from flask_openapi3 import APIBlueprint
 from pydantic import BaseModel, ConfigDict, Field
 
+from connector.api.automation import secret_key
 from connector.api.common import MAX_ID, WorkspacePath, workspace_blueprint
 from connector.api.context import require_role, unit_of_work, workspace_id
 from connector.api.segments import SegmentPath, service_errors
@@ -43,6 +45,8 @@ class _Body(BaseModel):
 class HqSyncBody(_Body):
     segments: list[int] = Field(default_factory=list, max_length=MAX_ITEMS)
     segment_groups: list[int] = Field(default_factory=list, max_length=MAX_ITEMS)
+    views: list[int] = Field(default_factory=list, max_length=MAX_ITEMS)
+    playbooks: list[int] = Field(default_factory=list, max_length=MAX_ITEMS)
     include_group_segments: bool = Field(False, description="Sync the groups' segments with them")
     mode: hq.Mode = Field(hq.Mode.UPDATE_EXISTING, description="What to do in children that have the item already")
     dry_run: bool = False
@@ -82,16 +86,18 @@ def _member(session) -> Member:
 
 @hq_bp.post("")
 def sync_to_children(path: WorkspacePath, body: HqSyncBody):
-    """Sync segments and/or segment groups from this HQ workspace to all its child workspaces; the report per child."""
+    """Sync segments, segment groups, views and playbooks from this HQ workspace to all its child workspaces; the
+    report per child."""
     with unit_of_work() as session:
         report = hq.sync_to_children(
             session,
             _member(session),
             g.access,
-            items={"segments": body.segments, "segment_groups": body.segment_groups},
+            items=body.model_dump(include={"segments", "segment_groups", "views", "playbooks"}),
             include_group_segments=body.include_group_segments,
             mode=body.mode,
             dry_run=body.dry_run,
+            secret_key=secret_key(),
         )
         return report, 200 if body.dry_run else 201
 

@@ -82,3 +82,10 @@ def insert_for(session: Session) -> Callable:
 def name_taken(what: str, name: str) -> ConflictError:
     reason = f"another {what} of this workspace is named {name!r}"
     return ConflictError(reason, [{"field": "name", "reason": reason}])
+
+
+def hq_origin(item: Any) -> dict[str, int] | None:
+    """The HQ badge of an item pushed from an HQ workspace (None for a workspace's own item)."""
+    if item.hq_item_id is None:
+        return None
+    return {"workspace_id": item.hq_workspace_id, "item_id": item.hq_item_id}

@@ -30,12 +30,21 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.automation.common import check_text, condition_tree, name_taken, parsed
+from connector.automation.common import check_text, condition_tree, hq_origin, name_taken, parsed
 from connector.automation.schedule import check_cron
 from connector.automation.sequences import check_channel, get_sequence
 from connector.errors import InvalidError, NotFoundError
 from connector.ingest.items import check_json_object, check_key
-from connector.models import Playbook, PlaybookFiring, Segment, SegmentMembershipEvent, SubjectType, Sync, utcnow
+from connector.models import (
+    Playbook,
+    PlaybookFiring,
+    Segment,
+    SegmentKind,
+    SegmentMembershipEvent,
+    SubjectType,
+    Sync,
+    utcnow,
+)
 from connector.security import SecretBox
 from connector.segments.conditions import AttributeCondition, SegmentCondition, TagCondition, parse_conditions, walk
 
@@ -176,6 +185,8 @@ def save_playbook(
     playbook.secrets_encrypted = SecretBox(secret_key).encrypt(secrets) if secrets else None
     if playbook.enabled != body.enabled:
         set_enabled(session, playbook, body.enabled)
+    if playbook.hq_item_id is not None:
+        playbook.edited_in_child = True  # an HQ sync that writes the copy clears it again
     session.flush()
     return playbook
 
@@ -218,7 +229,8 @@ def read_by_segment(session: Session, segment: Segment) -> tuple[set[str], set[s
     pending = [segment]
     while pending:
         current = pending.pop()
-        if current.id in seen or current.conditions is None:
+        # A shared segment's stand-in reads no attribute or tag here: its members come from another workspace.
+        if current.id in seen or current.conditions is None or current.kind == SegmentKind.SHARED:
             continue
         seen.add(current.id)
         node = parse_conditions(current.conditions, current.subject_type)
@@ -279,6 +291,8 @@ def playbook_json(playbook: Playbook) -> dict[str, Any]:
         "actions": playbook.actions,
         "enabled": playbook.enabled,
         "cursor": playbook.cursor,
+        "hq_origin": hq_origin(playbook),
+        "edited_in_child": playbook.edited_in_child,
         "created_at": playbook.created_at,
         "updated_at": playbook.updated_at,
     }

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from connector.automation.common import check_text, condition_tree, name_taken, parsed
+from connector.automation.common import check_text, condition_tree, hq_origin, name_taken, parsed
 from connector.computed import computed_properties
 from connector.errors import InvalidError, NotFoundError
 from connector.models import Account, ComputedValue, SubjectType, User, View, utcnow
@@ -91,6 +91,8 @@ def save_view(session: Session, workspace_id: int, data: Any, view: View | None 
     view.segment_ids = segment_ids
     view.columns = list(dict.fromkeys(body.columns))
     view.sort = body.sort.model_dump()
+    if view.hq_item_id is not None:
+        view.edited_in_child = True  # an HQ sync that writes the copy clears it again
     session.flush()
     return view
 
@@ -108,6 +110,8 @@ def view_json(view: View) -> dict[str, Any]:
         "conditions": view.conditions,
         "columns": view.columns,
         "sort": view.sort,
+        "hq_origin": hq_origin(view),
+        "edited_in_child": view.edited_in_child,
         "created_at": view.created_at,
         "updated_at": view.updated_at,
     }

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connector.models.base import Base, BigId, str_enum, utcnow
@@ -161,6 +161,11 @@ class View(Base):
     segment_ids: Mapped[list[Any]] = mapped_column(default=list)
     columns: Mapped[list[Any]] = mapped_column(default=list)
     sort: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Pushed from an HQ workspace (``connector.automation.hq``): the HQ workspace and its item (the HQ badge);
+    # ``edited_in_child`` once this workspace changed the copy. No foreign keys, as for segments.
+    hq_workspace_id: Mapped[int | None] = mapped_column(BigId)
+    hq_item_id: Mapped[int | None] = mapped_column(BigId)
+    edited_in_child: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -186,6 +191,11 @@ class Playbook(Base):
     cursor: Mapped[int] = mapped_column(BigId, default=0)
     # History before this instant is never fired (set when created and when resumed from now).
     read_from: Mapped[datetime] = mapped_column(default=utcnow)
+    # Pushed from an HQ workspace (``connector.automation.hq``): the HQ workspace and its item (the HQ badge);
+    # ``edited_in_child`` once this workspace changed the copy. No foreign keys, as for segments.
+    hq_workspace_id: Mapped[int | None] = mapped_column(BigId)
+    hq_item_id: Mapped[int | None] = mapped_column(BigId)
+    edited_in_child: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

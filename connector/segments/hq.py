@@ -19,9 +19,10 @@ Each item in each child is written in its own savepoint, so a failure leaves not
 of it in a savepoint that is rolled back: the report is exactly what the sync would do. Reports are stored
 (``HqSyncReport``) unless dry; children's admins read their part.
 
-More kinds of item (playbooks, views) join through ``ItemKind``: a kind lists the HQ items asked for and pushes one
-item to one child (``ChildPush`` carries the child's segment mapping for ``rewrite_segment_references``); kinds are
-pushed in the order of ``ITEM_KINDS`` so segments exist before what references them.
+More kinds of item join through ``ItemKind``: a kind lists the HQ items asked for and pushes one item to one child
+(``ChildPush`` carries the child's segment mapping for ``rewrite_segment_references``); kinds are pushed in the
+order of ``ITEM_KINDS`` so segments exist before what references them. Packages above segments add theirs with
+``register_item_kind`` at start-up (``connector.automation.hq``: views and playbooks).
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class ChildPush:
     mode: Mode
     member_id: int | None
     mapping: dict[int, int]
+    # The application's secret key, for kinds whose items hold encrypted secrets (a playbook's webhooks).
+    secret_key: str | None = None
     group_copies: dict[int, int] = field(default_factory=dict)
     # HQ segments that could not be pushed to this child, with why (what references them fails too).
     failed: dict[int, str] = field(default_factory=dict)
@@ -104,6 +107,7 @@ def sync_to_children(
     include_group_segments: bool = False,
     mode: Mode | str = Mode.UPDATE_EXISTING,
     dry_run: bool = False,
+    secret_key: str | None = None,
 ) -> dict[str, Any]:
     """Push the chosen items of the HQ workspace (``access.workspace_id``) to every child; returns the report.
 
@@ -131,12 +135,12 @@ def sync_to_children(
         extra["segments"] = list(session.scalars(in_groups.order_by(Segment.id)))
     chosen = [(kind, kind.choose(session, hq.id, asked[kind.key], extra.get(kind.key, []))) for kind in ITEM_KINDS]
     if not any(found for _, found in chosen):
-        raise InvalidError.one("segments", "choose at least one segment or segment group")
+        raise InvalidError.one("segments", "choose at least one item to sync")
     request = {**{key: sorted(ids) for key, ids in asked.items()}, "include_group_segments": include_group_segments}
     savepoint = session.begin_nested() if dry_run else None
     report_children = []
     for child in children:
-        push = ChildPush(session, hq, child, mode, member.id, mappings_of(session, child.id))
+        push = ChildPush(session, hq, child, mode, member.id, mappings_of(session, child.id), secret_key)
         results = [kind.push(push, item) for kind, found in chosen for item in found]
         report_children.append(
             {
@@ -384,3 +388,15 @@ SEGMENT_GROUPS = ItemKind("segment_groups", _choose_groups, _push_group)
 SEGMENTS = ItemKind("segments", _choose_segments, _push_segment)
 # The order kinds are pushed in: what is referenced before what references it (playbooks and views come after).
 ITEM_KINDS = [SEGMENT_GROUPS, SEGMENTS]
+
+
+def register_item_kind(kind: ItemKind) -> None:
+    """Add a kind of item pushed after those already known (idempotent by ``key``): how packages above segments
+    (automation's playbooks and views) join HQ syncs without segments importing them."""
+    if all(known.key != kind.key for known in ITEM_KINDS):
+        ITEM_KINDS.append(kind)
+
+
+# For the kinds registered from other packages.
+chosen_items = _chosen
+copy_of = _copy_of
