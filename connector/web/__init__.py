@@ -14,7 +14,7 @@ from datetime import timedelta
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
-from connector.web import auth, destinations, filters, people, segments, syncs
+from connector.web import alerts, auth, destinations, filters, lists, people, segments, sources, syncs
 
 
 class _SessionInterface(SecureCookieSessionInterface):
@@ -35,5 +35,5 @@ def register_web(app: Flask, secret_key: str) -> None:
         WTF_CSRF_TIME_LIMIT=12 * 3600,
     )
     filters.register(app)
-    for module in (auth, segments, people, destinations, syncs):
+    for module in (auth, segments, people, destinations, syncs, lists, sources, alerts):
         app.register_blueprint(module.bp)
