@@ -20,11 +20,11 @@ SHOWN = 100
 @bp.get("")
 def index():
     with db() as session:
-        open_alerts = list_alerts(session, workspace_id(), "open", SHOWN)
+        opened = list_alerts(session, workspace_id(), "open", SHOWN)
         resolved = list_alerts(session, workspace_id(), "resolved", SHOWN)
         names = {s.id: s.name for s in definitions.list_syncs(session, workspace_id())}
         session.expunge_all()
-    return render("alerts/index.html", open_alerts=open_alerts, resolved=resolved, sync_names=names)
+    return render("alerts/index.html", opened=opened, resolved=resolved, sync_names=names)
 
 
 @bp.app_context_processor
