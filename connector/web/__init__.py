@@ -15,15 +15,18 @@ from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
 from connector.web import (
+    alerts,
     auth,
     automation,
     destinations,
     filters,
     groups,
+    lists,
     people,
     playbooks,
     saved_views,
     segments,
+    sources,
     syncs,
     workspaces,
 )
@@ -47,5 +50,6 @@ def register_web(app: Flask, secret_key: str) -> None:
         WTF_CSRF_TIME_LIMIT=12 * 3600,
     )
     filters.register(app)
-    for module in (auth, segments, people, destinations, syncs, groups, workspaces, automation, saved_views, playbooks):
+    modules = (auth, segments, people, destinations, syncs, groups, workspaces, automation, saved_views, playbooks)
+    for module in (*modules, lists, sources, alerts):
         app.register_blueprint(module.bp)

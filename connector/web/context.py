@@ -20,6 +20,7 @@ from wtforms import ValidationError
 
 from connector.api.context import unit_of_work
 from connector.models import Member, Role
+from connector.operations.alerts import list_alerts
 from connector.tenancy import access_to, visible_workspaces
 from connector.web.refusals import Refusal
 
@@ -30,6 +31,7 @@ ERROR_MESSAGES = {
     404: "There is nothing here (or not in this workspace).",
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+OPEN_ALERTS_COUNTED = 100  # the navigation's badge of open alerts counts up to this many
 
 
 def password_fingerprint(member: Member) -> str:
@@ -78,6 +80,7 @@ def load_workspace():
         g.member, (g.workspace, g.access) = member, found
         g.workspaces = visible_workspaces(db_session, member)
         g.hq_ids = {w.parent_id for w, _ in g.workspaces if w.parent_id is not None}
+        g.open_alerts = len(list_alerts(db_session, g.access.workspace_id, "open", OPEN_ALERTS_COUNTED))
         db_session.expunge_all()
     if request.method in WRITE_METHODS and not g.access.allows(Role.EDITOR):
         abort(403)
