@@ -7,7 +7,9 @@ import time
 
 from sqlalchemy import func, select
 
+from connector import create_app
 from connector.models import Enrolment, PlaybookFiring, Segment, SegmentActionRun, SourceRun
+from connector.scheduling.automation import process_automation
 from connector.scheduling.dispatch import (
     AUTOMATION_PROCESS_JOB,
     EVALUATION_JOB,
@@ -15,7 +17,9 @@ from connector.scheduling.dispatch import (
     SEGMENT_ACTION_JOB,
     SOURCE_JOB,
     SOURCE_RUN_JOB,
+    use_dispatcher,
 )
+from connector.scheduling.jobs import run_scheduled_source
 from connector.sources.runs import prepare_run
 from tests.automation.support import PRO, ingest, make_action, make_playbook, make_segment, make_sequence
 from tests.sources.conftest import BOX, _file_warehouses_allowed, make_model, make_source, warehouse  # noqa: F401
@@ -192,3 +196,41 @@ def test_a_pending_segment_is_evaluated_on_a_worker(database, tenant, start_work
         return value if value in ("done", "failed") else None
 
     assert wait_until(status, what="the evaluation") == "done"
+
+
+def test_the_api_run_now_of_a_source_model_is_run_by_a_worker(
+    database,
+    tenant,
+    warehouse,  # noqa: F811
+    start_worker,
+    worker_settings,
+):
+    source, model = people_model(database, tenant, warehouse)
+    api = create_app(worker_settings, database=database).test_client()
+    start_worker(concurrency=1)
+    response = api.post(tenant.url(f"/sources/{source.id}/models/{model.id}/runs"), headers=tenant.headers)
+    assert response.status_code == 202, response.get_json()
+    claimed = response.get_json()["id"]
+
+    wait_until(lambda: source_runs(database, model.id)[0].status == "succeeded", what="the run now")
+    assert [(r.id, r.trigger, r.created) for r in source_runs(database, model.id)] == [(claimed, "api", 5)]
+
+
+def test_with_a_dispatcher_the_scheduled_source_and_automation_jobs_only_enqueue_for_the_workers(
+    database,
+    tenant,
+    warehouse,  # noqa: F811
+    start_worker,
+    dispatcher,
+):
+    source, model = people_model(database, tenant, warehouse)
+    use_dispatcher(dispatcher)
+    try:
+        assert run_scheduled_source(source.id) == ["queued"]
+        assert process_automation() == {}
+    finally:
+        use_dispatcher(None)
+    assert source_runs(database, model.id) == []  # nothing ran in this process
+    start_worker(concurrency=1)
+    wait_until(lambda: [r for r in source_runs(database, model.id) if r.status == "succeeded"], what="the source run")
+    assert len(users(database, tenant)) == 5
