@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
 
-from flask import Response, g, request, stream_with_context
+from flask import Response, current_app, g, request, stream_with_context
 from flask_openapi3 import APIBlueprint, RawModel
 from flask_openapi3.models import MediaType, RequestBody, Schema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -251,7 +251,8 @@ def update_segment(path: SegmentPath, body: SegmentUpdate, query: EvaluationQuer
 def _evaluate_later(answer: dict[str, Any]) -> None:
     """Once the saved definition is committed: evaluate it on the executor if it waits for that."""
     if answer["evaluation"]["status"] == evaluation.PENDING:
-        start_evaluation(database(), workspace_id(), answer["id"])
+        dispatcher = current_app.extensions.get("connector.dispatcher")  # with a broker: on a worker
+        start_evaluation(database(), workspace_id(), answer["id"], dispatcher)
 
 
 @segments_bp.delete("/<int:segment_id>")

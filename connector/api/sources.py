@@ -23,6 +23,7 @@ from connector.api.context import database, unit_of_work, workspace_id
 from connector.api.problems import ProblemError, conflict, not_found
 from connector.errors import ConflictError, InvalidError, NotFoundError
 from connector.scheduling import notify_sync_changed
+from connector.scheduling.dispatch import SOURCE_RUN_JOB
 from connector.security import SecretBox
 from connector.sources import service
 from connector.sources.config import ModelIn, ModelPatch, SourceIn, SourcePatch
@@ -185,8 +186,11 @@ def start_run(path: ModelPath, query: RunStartQuery):
         with unit_of_work() as session:
             service.get_model(session, workspace_id(), path.source_id, path.model_id)
         prepared = prepare_run(db, path.model_id, _box(), "api", workspace_id=workspace_id())
+    dispatcher = current_app.extensions.get("connector.dispatcher")
     if query.wait:
         execute_run(db, prepared)
+    elif dispatcher is not None:  # a broker is configured: a worker runs the claimed run
+        dispatcher.enqueue(SOURCE_RUN_JOB, run_id=prepared.run_id)
     else:
         threading.Thread(target=execute_run, args=(db, prepared), name=f"source-run-{prepared.run_id}").start()
     with unit_of_work() as session:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func, literal, select, update
+from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -241,31 +241,59 @@ def fire(session: Session, playbook: Playbook, causes: list[Cause], now: datetim
 def record_firings(session: Session, values: list[dict[str, Any]]) -> None:
     """Insert firings, skipping any already recorded for the same cause. On PostgreSQL, one INSERT … SELECT FROM
     unnest(arrays) per distinct outcome in the batch, with what the rows share as constants (an executemany of
-    5,000 rows was most of a batch's time); elsewhere an executemany."""
+    5,000 rows was most of a batch's time); on SQLite the same from json_each; elsewhere an executemany."""
     insert = insert_for(session)(FIRINGS).on_conflict_do_nothing(
         index_elements=["playbook_id", "trigger_ref", "subject_id"]
     )
-    if session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name not in ("postgresql", "sqlite"):
         session.execute(insert, values)
         return
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in values:
-        shared = {k: v for k, v in row.items() if k not in _PER_ROW}
-        groups.setdefault(json.dumps(shared, default=str, sort_keys=True), []).append(row)
+        # repr, not json.dumps: rows are built in one order, and this runs once per row.
+        groups.setdefault(repr([v for k, v in row.items() if k not in _PER_ROW]), []).append(row)
     for rows in groups.values():
         first = rows[0]
-        selected = [
-            func.unnest(bindparam("a_subject", [r["subject_id"] for r in rows], type_=ARRAY(BigInteger))),
-            func.unnest(bindparam("a_ref", [r["trigger_ref"] for r in rows], type_=ARRAY(Text))),
-            func.unnest(bindparam("a_at", [r["triggered_at"] for r in rows], type_=ARRAY(DateTime(timezone=True)))),
-        ]
+        if dialect.name == "sqlite":
+            selected, source = _sqlite_rows(rows, dialect)
+        else:
+            selected, source = (
+                [
+                    func.unnest(bindparam("a_subject", [r["subject_id"] for r in rows], type_=ARRAY(BigInteger))),
+                    func.unnest(bindparam("a_ref", [r["trigger_ref"] for r in rows], type_=ARRAY(Text))),
+                    func.unnest(
+                        bindparam("a_at", [r["triggered_at"] for r in rows], type_=ARRAY(DateTime(timezone=True)))
+                    ),
+                ],
+                None,
+            )
         names = ["subject_id", "trigger_ref", "triggered_at"]
         for column in FIRINGS.c:
             if column.name in _PER_ROW or column.name == "id":
                 continue
             names.append(column.name)
             selected.append(literal(first[column.name], column.type))
-        session.execute(insert.from_select(names, select(*selected)))
+        # SQLite needs a WHERE before ON CONFLICT in an INSERT … SELECT (else it reads the ON as a join's).
+        query = select(*selected) if source is None else select(*selected).select_from(source).where(true())
+        session.execute(insert.from_select(names, query))
+
+
+def _sqlite_rows(rows: list[dict[str, Any]], dialect) -> tuple[list[Any], Any]:
+    """SQLite's counterpart of unnest: the per-row values as one JSON array read by ``json_each`` (binding 5,000
+    rows of a dozen values each one by one was most of a batch's time there)."""
+    stored_at = FIRINGS.c.triggered_at.type.dialect_impl(dialect).bind_processor(dialect)
+    at = [stored_at(r["triggered_at"]) for r in rows]
+    document = json.dumps(
+        [[r["subject_id"], r["trigger_ref"], None if t is None else str(t)] for r, t in zip(rows, at, strict=True)]
+    )
+    each = func.json_each(bindparam("a_rows", document, type_=Text)).table_valued("value")
+    selected = [
+        func.json_extract(each.c.value, "$[0]"),
+        func.json_extract(each.c.value, "$[1]"),
+        func.json_extract(each.c.value, "$[2]"),
+    ]
+    return selected, each
 
 
 _PER_ROW = frozenset({"subject_id", "trigger_ref", "triggered_at"})

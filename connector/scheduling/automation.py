@@ -46,6 +46,12 @@ from connector.models import (
     SegmentAction,
 )
 from connector.schedules import ScheduleError, describe_schedule, trigger_for
+from connector.scheduling.dispatch import (
+    AUTOMATION_PROCESS_JOB,
+    PLAYBOOK_JOB,
+    SEGMENT_ACTION_JOB,
+    current_dispatcher,
+)
 from connector.scheduling.jobs import _bound_context
 
 log = logging.getLogger("connector.scheduling")
@@ -153,6 +159,10 @@ def next_segment_action_run(action: SegmentAction, now: datetime | None = None) 
 
 def run_scheduled_segment_action(action_id: int) -> int | None:
     """Run a segment action for the day it is due; returns how many people it enrolled (None: already ran)."""
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker runs it (the day's claim makes a repeat a no-op)
+        dispatcher.enqueue(SEGMENT_ACTION_JOB, action_id=action_id, at=int(time.time()))
+        return None
     db, _ = _bound_context()
     with db.session() as session:
         run = run_segment_action(session, action_id)
@@ -162,6 +172,10 @@ def run_scheduled_segment_action(action_id: int) -> int | None:
 
 
 def fire_scheduled_playbook(playbook_id: int) -> int:
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker fires it
+        dispatcher.enqueue(PLAYBOOK_JOB, playbook_id=playbook_id, at=int(time.time()))
+        return 0
     db, _ = _bound_context()
     with db.session() as session:
         fired = fire_on_schedule(session, playbook_id)
@@ -171,6 +185,10 @@ def fire_scheduled_playbook(playbook_id: int) -> int:
 
 def process_automation() -> dict[str, int]:
     """One pass: history -> firings for every enter/exit playbook, due sequence steps, pending deliveries."""
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker makes the pass
+        dispatcher.enqueue(AUTOMATION_PROCESS_JOB)
+        return {}
     db, secret_key = _bound_context()
     return process_once(db, secret_key)
 

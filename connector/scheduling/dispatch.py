@@ -15,6 +15,20 @@ class Dispatcher(Protocol):
 
     def refresh_time_relative_segments(self) -> str: ...
 
+    def enqueue(self, job: str, **ids: int) -> str:
+        """Send one of the other kinds of work (``JOBS``) with its ids; returns the task id."""
+        ...
+
+
+# The other kinds of work a dispatcher takes (``Dispatcher.enqueue``), with the ids each is sent with.
+SOURCE_JOB = "source"  # source_id: the scheduled run of a source's models
+SOURCE_RUN_JOB = "source-run"  # run_id: a source model run the API claimed
+AUTOMATION_PROCESS_JOB = "automation-process"  # (none): playbook history, due steps, pending deliveries
+PLAYBOOK_JOB = "playbook"  # playbook_id, at (epoch s of the tick): a schedule playbook's tick
+SEGMENT_ACTION_JOB = "segment-action"  # action_id, at (epoch s): a segment action's daily run
+EVALUATION_JOB = "segment-evaluation"  # workspace_id, segment_id: a pending segment's background evaluation
+JOBS = (SOURCE_JOB, SOURCE_RUN_JOB, AUTOMATION_PROCESS_JOB, PLAYBOOK_JOB, SEGMENT_ACTION_JOB, EVALUATION_JOB)
+
 
 _current: list[Dispatcher | None] = [None]
 _lock = threading.Lock()

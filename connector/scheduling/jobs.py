@@ -15,7 +15,7 @@ from datetime import datetime
 from connector.db import Database
 from connector.errors import NotFoundError
 from connector.models import Sync
-from connector.scheduling.dispatch import current_dispatcher
+from connector.scheduling.dispatch import SOURCE_JOB, current_dispatcher
 from connector.security import SecretBox
 from connector.segments.edges import covered_segments
 from connector.segments.membership import refresh_time_relative_segments as refresh
@@ -102,6 +102,10 @@ def run_scheduled_sync(sync_id: int) -> str | None:
 def run_scheduled_source(source_id: int) -> list[str]:
     """Run the enabled models of a source on its schedule; a model whose previous run is still going is skipped.
     A source deleted since the last reconcile is left alone (its job goes at the next)."""
+    dispatcher = current_dispatcher()
+    if dispatcher is not None:  # a broker is configured: a worker runs it
+        dispatcher.enqueue(SOURCE_JOB, source_id=source_id)
+        return ["queued"]
     db, secret_key = _bound_context()
     box = SecretBox(secret_key)
     try:

@@ -441,3 +441,15 @@ def run_source(db: Database, source_id: int, box: SecretBox, trigger: str = "man
         except ConflictError:
             log.info("source model %s: a run is in progress; skipped", model_id)
     return outcomes
+
+
+def claimed_run(db: Database, run_id: int, box: SecretBox) -> PreparedRun | None:
+    """A run claimed elsewhere (the API, before sending it to a worker), ready to execute; None when it is no
+    longer running (it finished, or was marked abandoned)."""
+    with db.session() as session:
+        run = session.get(SourceRun, run_id)
+        if run is None or run.status != RunStatus.RUNNING.value:
+            return None
+        model = session.get(SourceModel, run.model_id)
+        source = session.get(Source, model.source_id)
+        return PreparedRun(run_id, model.id, box.decrypt(source.url_encrypted)["url"], _Snapshot.of(model))

@@ -8,6 +8,15 @@ from connector.config import Settings
 
 RUN_SYNC_TASK = "connector.syncs.run"
 REFRESH_SEGMENTS_TASK = "connector.segments.refresh_time_relative"
+# The other kinds of work (``scheduling.dispatch.JOBS``), by the name of their task (``workers.jobs``).
+JOB_TASKS = {
+    "source": "connector.sources.run",
+    "source-run": "connector.sources.run_claimed",
+    "automation-process": "connector.automation.process",
+    "playbook": "connector.automation.fire_playbook",
+    "segment-action": "connector.automation.run_segment_action",
+    "segment-evaluation": "connector.segments.evaluate",
+}
 DEFAULT_QUEUE = "default"
 # Redis only (RabbitMQ redelivers when the worker's connection closes): how long an unacknowledged task waits
 # before it is delivered again. Longer than any run, or a long run would be delivered twice (harmless: the lease

@@ -10,13 +10,13 @@ from sqlalchemy import select
 from connector.config import Settings
 from connector.db import Database
 from connector.models import Sync
-from connector.workers.app import REFRESH_SEGMENTS_TASK, RUN_SYNC_TASK, configure_celery, queue_name
+from connector.workers.app import JOB_TASKS, REFRESH_SEGMENTS_TASK, RUN_SYNC_TASK, configure_celery, queue_name
 
 log = logging.getLogger("connector.workers")
 
 
 class CeleryDispatcher:
-    """Enqueues sync runs (on their destination's queue) and segment refreshes."""
+    """Enqueues sync runs (on their destination's queue), segment refreshes and the other kinds of work."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db, self.settings = db, settings
@@ -40,4 +40,13 @@ class CeleryDispatcher:
     def refresh_time_relative_segments(self) -> str:
         result = self.app.send_task(REFRESH_SEGMENTS_TASK, queue=queue_name(self.settings))
         log.info("time-relative segment refresh queued (task %s)", result.id)
+        return result.id
+
+    def enqueue(self, job: str, **ids: int) -> str:
+        """Send one of the other kinds of work (``scheduling.dispatch.JOBS``) to the default queue."""
+        task = JOB_TASKS.get(job)
+        if task is None:
+            raise ValueError(f"no task for work of kind {job!r}")
+        result = self.app.send_task(task, kwargs=ids, queue=queue_name(self.settings))
+        log.info("%s %s queued (task %s)", job, ids, result.id)
         return result.id

@@ -59,3 +59,8 @@ def refresh_segments_task() -> None:
     """Re-evaluate the time-relative segments of every workspace (each workspace in its own transaction)."""
     _context()
     refresh_time_relative_segments()
+
+
+def worker_context() -> tuple[Database, Settings, str]:
+    """The database, settings and name this worker process was bound to."""
+    return _context()

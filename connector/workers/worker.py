@@ -14,7 +14,7 @@ from connector.operations.checker import AlertChecker
 from connector.operations.logs import configure_logging
 from connector.scheduling.jobs import bind_database
 from connector.syncs.sharedlimit import use_shared_limits
-from connector.workers import tasks
+from connector.workers import jobs, tasks  # noqa: F401  (registers the tasks)
 from connector.workers.app import configure_celery, queue_name, worker_queues
 from connector.workers.runs import forget_deliveries
 
