@@ -22,7 +22,7 @@ from connector.computed import EVENT_COUNT, SEGMENTS, computed_property, get_com
 from connector.models import ComputedValue, SegmentMembership, utcnow
 from connector.segments import service
 from connector.segments.incremental import apply_changes
-from connector.segments.membership import refresh_segments
+from connector.segments.run import refresh_segments
 from tests.conftest import make_tenant
 from tests.segments.factories import NOW, Data
 from tests.segments.support import PRO, history, members, segments_of
@@ -270,9 +270,9 @@ def test_two_ingestions_about_the_same_person_see_each_other(database, clock):
 def test_large_change_sets_take_the_set_based_paths(database, clock, monkeypatch):
     """Past a few ids a scope goes through a scratch table, and past more a segment is refreshed whole; the
     outcome is the same (limits lowered here so a handful of people cross them)."""
-    from connector.segments import incremental, membership
+    from connector.segments import incremental, run
 
-    monkeypatch.setattr(membership, "BOUND_IDS", 2)
+    monkeypatch.setattr(run, "BOUND_IDS", 2)
     monkeypatch.setattr(incremental, "FULL_REFRESH_ABOVE", 4)
     data = Data(database)
     people = [data.user(attributes={"plan": "pro"}) for _ in range(6)]
