@@ -70,7 +70,8 @@ from connector.models import (
 from connector.segments import conditions as c
 from connector.segments.edges import EDGE_INTERVAL, refresh_window_edges
 from connector.segments.incremental import apply_changes
-from connector.segments.membership import refresh_segments, refresh_time_relative_segments
+from connector.segments.run import refresh_segments
+from connector.segments.sliding import refresh_time_relative_segments
 from connector.tenancy import create_company, create_member, create_token, create_workspace
 from connector.testing.scratch import scratch_database
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from connector.models import Segment, SegmentGroup
 from connector.segments import manual
+from connector.segments.evaluated import Evaluation
 from connector.segments.evaluation import status_json as evaluation_status_json
-from connector.segments.membership import Evaluation
 
 
 def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:

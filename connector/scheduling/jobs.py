@@ -18,8 +18,8 @@ from connector.models import Sync
 from connector.scheduling.dispatch import SOURCE_JOB, current_dispatcher
 from connector.security import SecretBox
 from connector.segments.edges import covered_segments
-from connector.segments.membership import refresh_time_relative_segments as refresh
-from connector.segments.membership import time_relative_workspaces
+from connector.segments.sliding import refresh_time_relative_segments as refresh
+from connector.segments.sliding import time_relative_workspaces
 from connector.sources.runs import run_source
 from connector.syncs import run_sync
 from connector.syncs.locks import LEASE_SECONDS, expire_abandoned, skip_run

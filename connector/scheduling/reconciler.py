@@ -31,7 +31,7 @@ from connector.scheduling.jobs import (
 from connector.scheduling.store import jobs_table
 from connector.scheduling.window_edges import EDGES_JOB_ID, FOLLOW_EDGES_REF, edge_job_needed
 from connector.segments.edges import EDGE_INTERVAL
-from connector.segments.membership import refresh_cadence
+from connector.segments.sliding import refresh_cadence
 
 log = logging.getLogger("connector.scheduling")
 

@@ -30,7 +30,7 @@ def refresh(obj, workspace_slug: str | None, segment_ref: str | None, everything
     from sqlalchemy import or_, select
 
     from connector.models import Segment, SegmentKind, Workspace
-    from connector.segments.membership import refresh_segments
+    from connector.segments.run import refresh_segments
 
     if segment_ref is not None and workspace_slug is None:
         raise click.UsageError("--segment needs --workspace")

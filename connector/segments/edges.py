@@ -13,7 +13,7 @@ The facts whose edges are tracked: event and page-view windows, device ``last_se
 comparisons on ``created_at``, including inside a users aggregation (the accounts of the users are re-evaluated).
 A segment with any other relative part (a relative comparison on an attribute held in JSON, on an event property
 or an object field, on an account's field from a user segment) is not ``covered``: the sliding refresh
-(``membership.refresh_time_relative_segments``) keeps evaluating it whole at its cadence.
+(``sliding.refresh_time_relative_segments``) keeps evaluating it whole at its cadence.
 
 ``refresh_window_edges`` is the scheduler's job, run every ``EDGE_INTERVAL``; each segment remembers the instant up
 to which its edges were followed (``segments.edges_checked_at``; its last full evaluation counts too).
@@ -52,7 +52,7 @@ from connector.segments.conditions import (
     parse_conditions,
     walk,
 )
-from connector.segments.membership import evaluate_subjects, refresh_segments
+from connector.segments.run import evaluate_subjects, refresh_segments
 
 # How often the scheduler follows window edges: membership follows an edge within this plus one evaluation.
 EDGE_INTERVAL = timedelta(seconds=30)

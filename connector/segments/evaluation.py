@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from connector.db import Database
 from connector.models import Segment, SubjectType
 from connector.segments.conditions import AccountSegmentCondition, Node, SegmentCondition, walk
-from connector.segments.membership import refresh_segments
+from connector.segments.run import refresh_segments
 
 log = logging.getLogger(__name__)
 

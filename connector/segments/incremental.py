@@ -31,7 +31,8 @@ from connector.changes import ChangeSet
 from connector.computed import refresh_for_changes
 from connector.models import Account, AccountUser, SegmentKind, SubjectType, User, utcnow
 from connector.scratch import id_set
-from connector.segments.membership import Evaluation, evaluate_subjects, refresh_segments, workspace_segments
+from connector.segments.evaluated import Evaluation, workspace_segments
+from connector.segments.run import evaluate_subjects, refresh_segments
 from connector.segments.sharing import follow_source_devices
 
 # Past this many subjects for one segment, evaluating the whole segment is cheaper than listing the subjects.
@@ -52,33 +53,45 @@ def apply_changes(session: Session, workspace_id: int, changes: ChangeSet) -> Ev
     users, accounts = set(changes.user_ids), set(changes.account_ids)
     segments = workspace_segments(session, workspace_id)
 
-    related_users: set[int] | None = None
-    related_accounts: set[int] | None = None
+    # Subjects are in a segment's scope only for the ways they changed that the segment reads (a batch of events
+    # re-evaluates "bought this week" for its buyers only); related subjects are looked up once per set of ids.
+    related: dict[tuple[str, frozenset[int]], set[int]] = {}
+
+    def users_of(ids: set[int]) -> set[int]:
+        key = ("users", frozenset(ids))
+        if key not in related:
+            related[key] = _users_of(session, ids) if ids else set()
+        return related[key]
+
+    def accounts_of(ids: set[int]) -> set[int]:
+        key = ("accounts", frozenset(ids))
+        if key not in related:
+            related[key] = _accounts_of(session, ids) if ids else set()
+        return related[key]
+
     scopes: dict[int, set[int]] = {}
     for segment in segments.values():
         if segment.kind == SegmentKind.MANUAL:
             continue
         segment_id, subject_type, deps = segment.id, segment.subject_type, segment.dependencies
+        read = (deps | {"subject"}) & kinds
         scope: set[int] = set()
         if subject_type == SubjectType.USER:
-            if users and ("subject" in kinds or deps & kinds):
-                scope |= users
-            if accounts and deps & {f"account:{k}" for k in kinds}:
-                if related_users is None:
-                    related_users = _users_of(session, accounts)
-                scope |= related_users
+            if users and read:
+                scope |= changes.users_changed(read)
+            account_kinds = {k for k in kinds if f"account:{k}" in deps}
+            if accounts and account_kinds:
+                scope |= users_of(changes.accounts_changed(account_kinds))
         else:
-            if accounts and ("subject" in kinds or deps & kinds):
-                scope |= accounts
-            if users and deps & {f"user:{k}" for k in kinds}:
-                if related_accounts is None:
-                    related_accounts = _accounts_of(session, users)
-                scope |= related_accounts
-            if accounts and deps & {f"user:account:{k}" for k in kinds}:
+            if accounts and read:
+                scope |= changes.accounts_changed(read)
+            user_kinds = {k for k in kinds if f"user:{k}" in deps}
+            if users and user_kinds:
+                scope |= accounts_of(changes.users_changed(user_kinds))
+            through_users = {k for k in kinds if f"user:account:{k}" in deps}
+            if accounts and through_users:
                 # Users aggregated over read their accounts' data: every account of the changed accounts' users.
-                if related_users is None:
-                    related_users = _users_of(session, accounts)
-                scope |= _accounts_of(session, related_users) if related_users else set()
+                scope |= accounts_of(users_of(changes.accounts_changed(through_users)))
         if scope:
             scopes[segment_id] = scope
 

@@ -41,18 +41,13 @@ from connector.segments.conditions import (
     validate_references,
     walk,
 )
+from connector.segments.evaluated import Evaluation, parsed_conditions
 from connector.segments.evaluation import mark_evaluated, mark_pending, unevaluated_reference_errors
 from connector.segments.explain import explain
-from connector.segments.membership import (
-    Evaluation,
-    change_members,
-    forget_segment,
-    parsed_conditions,
-    preview_membership,
-    refresh_segments,
-    rename_recompute,
-)
+from connector.segments.membership import change_members, forget_segment, rename_recompute
 from connector.segments.ordering import find_cycle, references_in
+from connector.segments.preview import preview_membership
+from connector.segments.run import refresh_segments
 from connector.segments.typecheck import attribute_type_warnings
 
 NAME_MAX = 200

@@ -39,7 +39,8 @@ from connector.models import (
     Workspace,
 )
 from connector.segments import service
-from connector.segments.membership import evaluate_subjects, forget_segment, refresh_segments, rename_recompute
+from connector.segments.membership import forget_segment, rename_recompute
+from connector.segments.run import evaluate_subjects, refresh_segments
 from connector.segments.shared_members import matching_users, stand_ins_from
 from connector.tenancy import visible_workspaces
 

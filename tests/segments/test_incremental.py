@@ -22,7 +22,7 @@ from connector.computed import EVENT_COUNT, SEGMENTS, computed_property, get_com
 from connector.models import ComputedValue, SegmentMembership, utcnow
 from connector.segments import service
 from connector.segments.incremental import apply_changes
-from connector.segments.membership import refresh_segments
+from connector.segments.run import refresh_segments
 from tests.conftest import make_tenant
 from tests.segments.factories import NOW, Data
 from tests.segments.support import PRO, history, members, segments_of
@@ -243,6 +243,54 @@ def test_only_segments_reading_what_changed_are_evaluated(database, clock):
     assert members(database, buyers) == {ann} and members(database, pro) == {ann}
 
 
+def test_a_segment_is_evaluated_only_for_the_people_who_changed_in_a_way_it_reads(database, clock):
+    """In one batch Ann bought and Bob only logged in: "Buyers" is asked about Ann alone. (Bob's purchase was written
+    behind the engine's back, so only an evaluation of Bob would make him a member.)"""
+    data = Data(database)
+    ann, bob = data.user(), data.user()
+    buyers = create(database, data.workspace_id, "Buyers", {"type": "event", "name": "purchase"})
+    data.event(ann, "purchase")
+    data.event(bob, "purchase")
+    changes = ChangeSet()
+    changes.add_users([ann], "event:purchase")
+    changes.add_users([bob], "event:login")
+
+    with database.session() as session:
+        evaluation = apply_changes(session, data.workspace_id, changes)
+
+    assert evaluation.counts == {buyers: (1, 0)}
+    assert members(database, buyers) == {ann}
+
+
+def test_a_kind_recorded_without_its_subjects_stands_for_everyone_changed(database, clock):
+    data = Data(database)
+    ann, bob = data.user(), data.user()
+    buyers = create(database, data.workspace_id, "Buyers", {"type": "event", "name": "purchase"})
+    data.event(ann, "purchase")
+    data.event(bob, "purchase")
+
+    with database.session() as session:
+        apply_changes(session, data.workspace_id, ChangeSet({ann, bob}, set(), {"event:purchase"}))
+
+    assert members(database, buyers) == {ann, bob}
+
+
+def test_change_sets_keep_who_changed_in_which_way_through_a_merge():
+    first, second = ChangeSet(), ChangeSet()
+    first.add_users([1, 2], "event:purchase")
+    first.add_accounts([7], "attribute")
+    second.add_users([3], "event:login", "subject")
+    second.add_users([2], "event:login")
+
+    merged = first.merge(second)
+
+    assert merged.users_changed({"event:purchase"}) == {1, 2}
+    assert merged.users_changed({"event:login", "subject"}) == {2, 3}
+    assert merged.users_changed({"attribute"}) == set()  # only an account changed its attributes
+    assert merged.accounts_changed({"attribute", "event:login"}) == {7}
+    assert merged.users_changed({"tag"}) == set()
+
+
 def test_two_ingestions_about_the_same_person_see_each_other(database, clock):
     """Each ingestion evaluates the person after the other one committed (the person's row is locked while
     evaluating), so two purchases arriving together still make a two-purchase buyer."""
@@ -270,9 +318,9 @@ def test_two_ingestions_about_the_same_person_see_each_other(database, clock):
 def test_large_change_sets_take_the_set_based_paths(database, clock, monkeypatch):
     """Past a few ids a scope goes through a scratch table, and past more a segment is refreshed whole; the
     outcome is the same (limits lowered here so a handful of people cross them)."""
-    from connector.segments import incremental, membership
+    from connector.segments import incremental, run
 
-    monkeypatch.setattr(membership, "BOUND_IDS", 2)
+    monkeypatch.setattr(run, "BOUND_IDS", 2)
     monkeypatch.setattr(incremental, "FULL_REFRESH_ABOVE", 4)
     data = Data(database)
     people = [data.user(attributes={"plan": "pro"}) for _ in range(6)]

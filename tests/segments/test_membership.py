@@ -10,13 +10,9 @@ from sqlalchemy import select
 
 from connector.models import SegmentMembership, SubjectType
 from connector.segments import service
-from connector.segments.membership import (
-    Evaluation,
-    refresh_cadence,
-    refresh_segments,
-    refresh_time_relative_segments,
-    time_relative_workspaces,
-)
+from connector.segments.evaluated import Evaluation
+from connector.segments.run import refresh_segments
+from connector.segments.sliding import refresh_cadence, refresh_time_relative_segments, time_relative_workspaces
 from tests.segments.factories import NOW, Data
 from tests.segments.support import PRO, history, members, segments_of
 

@@ -13,7 +13,7 @@ from sqlalchemy import insert, select
 from connector.changes import ChangeSet
 from connector.computed import SEGMENTS, refresh_computed
 from connector.models import ComputedValue, SubjectType
-from connector.segments import membership
+from connector.segments import few
 from connector.segments.incremental import apply_changes
 from tests.conftest import make_tenant
 from tests.segments.factories import NOW, Data
@@ -51,8 +51,8 @@ def test_the_level_query_is_reused_with_other_subjects_and_a_later_instant(datab
 
     with database.session() as session:  # bob's purchase is over an hour old: he never entered
         apply_changes(session, data.workspace_id, ChangeSet({bob}, set(), {change}))
-    built = len(membership._few_queries)
-    assert any(key[0] == data.workspace_id and key[1][0] == buyers for key in membership._few_queries)
+    built = len(few._few_queries)
+    assert any(key[0] == data.workspace_id and key[1][0] == buyers for key in few._few_queries)
     with database.session() as session:
         apply_changes(session, data.workspace_id, ChangeSet({ann}, set(), {change}))
     assert members(database, buyers) == {ann}
@@ -70,7 +70,7 @@ def test_the_level_query_is_reused_with_other_subjects_and_a_later_instant(datab
     assert members(database, buyers) == set()
     assert history(database, buyers) == [(ann, "entered"), (ann, "exited")]
     assert segments_of(database, ann) == []
-    assert len(membership._few_queries) == built  # one query, run five times
+    assert len(few._few_queries) == built  # one query, run five times
 
 
 def test_relative_attribute_dates_move_with_the_reused_query(database, clock):
