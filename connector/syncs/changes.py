@@ -227,11 +227,15 @@ def subject_rows(session: Session, scope: Scope, sync_id: int, renderer: Rendere
         return []
     ids = [row.id for row in subjects]
     records = {
-        row.subject_id: (row.payload_hash, row.state)
+        row.subject_id: (row.payload_hash, row.state, row.identity, row.remote_id)
         for row in session.execute(
-            select(SyncRecord.subject_id, SyncRecord.payload_hash, SyncRecord.state).where(
-                SyncRecord.sync_id == sync_id, SyncRecord.subject_id.in_(ids)
-            )
+            select(
+                SyncRecord.subject_id,
+                SyncRecord.payload_hash,
+                SyncRecord.state,
+                SyncRecord.identity,
+                SyncRecord.remote_id,
+            ).where(SyncRecord.sync_id == sync_id, SyncRecord.subject_id.in_(ids))
         )
     }
     # Raw JSON text, as subject_page gives it: the renderer decodes each distinct value once.
@@ -249,9 +253,9 @@ def subject_rows(session: Session, scope: Scope, sync_id: int, renderer: Rendere
         for _label, name in renderer.computed_columns
     ]
     labels = [label for label, _name in renderer.computed_columns]
-    row_type = namedtuple("SubjectRow", [*names, "payload_hash", "state", *labels])
+    row_type = namedtuple("SubjectRow", [*names, "payload_hash", "state", "synced_identity", "remote_id", *labels])
     return [
-        row_type(*row, *records.get(row.id, (None, None)), *(values.get(row.id) for values in computed))
+        row_type(*row, *records.get(row.id, (None, None, None, None)), *(values.get(row.id) for values in computed))
         for row in subjects
     ]
 
