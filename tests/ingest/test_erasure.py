@@ -29,7 +29,7 @@ from tests.ingest.helpers import count, ok, post_batch
 
 def segment(client, tenant, name: str, conditions: dict, subject_type: str = "user") -> int:
     response = client.post(
-        tenant.url("/segments"),
+        tenant.url("/segments?wait=true"),
         headers=tenant.headers,
         json={"name": name, "subject_type": subject_type, "conditions": conditions},
     )

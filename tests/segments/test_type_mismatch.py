@@ -10,7 +10,7 @@ RICH = {"type": "attribute", "name": "salary", "operator": "gt", "value": 25000}
 
 def create(client, tenant, conditions) -> int:
     response = client.post(
-        tenant.url("/segments"), headers=tenant.headers, json={"name": "Rich", "conditions": conditions}
+        tenant.url("/segments?wait=true"), headers=tenant.headers, json={"name": "Rich", "conditions": conditions}
     )
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]

@@ -155,7 +155,7 @@ def test_rows_gone_from_the_source_have_their_attributes_cleared(database, tenan
 
 def test_source_rows_move_segments_and_the_segments_property(client, database, tenant, warehouse):
     response = client.post(
-        tenant.url("/segments"),
+        tenant.url("/segments?wait=true"),
         headers=tenant.headers,
         json={
             "name": "Pro",

@@ -17,7 +17,7 @@ def ann(client, tenant, database) -> int:
     ok(post_batch(client, tenant, "identify", [{"external_id": "ann", "email": "ann@x.com", "tags": ["vip"]}]))
     ok(post_batch(client, tenant, "identify", [{"external_id": "bob", "email": "bob@x.com", "tags": ["vip"]}]))
     response = client.post(
-        tenant.url("/segments"),
+        tenant.url("/segments?wait=true"),
         headers=tenant.headers,
         json={"name": "VIP", "conditions": {"type": "tag", "value": "vip"}},
     )

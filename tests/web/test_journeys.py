@@ -33,7 +33,7 @@ def seed(client, tenant) -> int:
     response = client.post(tenant.url("/identify"), json={"batch": items}, headers=tenant.headers)
     assert response.status_code == 200, response.get_json()
     body = {"name": "Newsletter", "conditions": {"type": "tag", "operator": "has", "value": "newsletter"}}
-    response = client.post(tenant.url("/segments"), json=body, headers=tenant.headers)
+    response = client.post(tenant.url("/segments?wait=true"), json=body, headers=tenant.headers)
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
 
@@ -168,7 +168,7 @@ def test_a_manual_segment_from_a_csv_reports_its_two_bad_rows_and_cannot_be_dele
     segment_id = int(re.search(r"/segments/(\d+)/", export).group(1))
 
     uses = {"name": "VIPs in France", "conditions": {"type": "segment", "operator": "in", "segment_id": segment_id}}
-    assert client.post(editor.url("/segments"), json=uses, headers=editor.headers).status_code == 201
+    assert client.post(editor.url("/segments?wait=true"), json=uses, headers=editor.headers).status_code == 201
     page.goto(live_server.url + f"/w/acme/segments/{segment_id}")
     page.click("button:has-text('Delete segment')")
     page.wait_for_selector("#usages")

@@ -57,7 +57,7 @@ def test_members_download_is_a_csv_of_every_member(client, editor):
     batch = [{"external_id": f"u{i}", "email": f"u{i}@acme.example", "attributes": {"plan": "pro"}} for i in range(3)]
     client.post(editor.url("/identify"), json={"batch": batch}, headers=editor.headers)
     body = {"name": "Pro", "conditions": {"type": "attribute", "name": "plan", "operator": "eq", "value": "pro"}}
-    segment = client.post(editor.url("/segments"), json=body, headers=editor.headers).get_json()
+    segment = client.post(editor.url("/segments?wait=true"), json=body, headers=editor.headers).get_json()
     sign_in(client)
     response = client.get(f"/w/acme/segments/{segment['id']}/members.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"

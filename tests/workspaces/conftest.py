@@ -47,7 +47,8 @@ class Org:
 
     def segment(self, workspace: str, name: str, conditions: dict | None = None, **extra) -> dict[str, Any]:
         body = {"name": name, "subject_type": "user", "conditions": conditions or {"type": "all", "children": []}}
-        response = self.post("boss", workspace, "/segments", {**body, **extra})
+        # Evaluated before the answer: these tests read members and compare reads right after creating.
+        response = self.post("boss", workspace, "/segments?wait=true", {**body, **extra})
         assert response.status_code == 201, response.get_data(as_text=True)
         return response.get_json()
 
