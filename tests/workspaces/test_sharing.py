@@ -141,7 +141,8 @@ def test_redefining_the_source_segment_carries_its_new_members_into_the_target(o
     target = user_ids(org, "project-b")
 
     everyone = {"type": "all", "children": []}
-    assert org.patch("boss", "project-a", f"/segments/{vip['id']}?wait=true", {"conditions": everyone}).status_code == 200
+    redefined = org.patch("boss", "project-a", f"/segments/{vip['id']}?wait=true", {"conditions": everyone})
+    assert redefined.status_code == 200
 
     assert member_ids(org, "project-b", shared["id"]) == {target["t-1"], target["t-2"]}
     refreshed = org.post("boss", "project-b", f"/segments/{shared['id']}/refresh", None)
