@@ -18,7 +18,7 @@ from typing import Any
 from connector.models import SubjectType
 
 GROUPS = ("all", "any", "none")
-USER_LEAVES = ("attribute", "tag", "event", "page_view", "device", "object", "segment", "account_segment")
+USER_LEAVES = ("attribute", "tag", "event", "page_view", "device", "object", "message", "segment", "account_segment")
 ACCOUNT_LEAVES = ("attribute", "tag", "object", "users", "segment")
 LEAF_LABELS = {
     "attribute": "Attribute or field",
@@ -27,10 +27,12 @@ LEAF_LABELS = {
     "page_view": "Page view",
     "device": "Device",
     "object": "Object",
+    "message": "Message",
     "users": "Users of the account",
     "segment": "In segment",
     "account_segment": "Account in segment",
 }
+MESSAGE_EVENTS = ("sent", "delivered", "opened", "clicked", "bounced", "unsubscribed")
 ATTRIBUTE_OPERATORS = (
     "eq", "ne", "contains", "not_contains", "starts_with", "ends_with", "in", "not_in", "gt", "gte", "lt", "lte",
     "between", "before", "after", "within_last", "more_than_ago", "exists", "not_exists",
@@ -61,6 +63,7 @@ def new_node(kind: str) -> dict[str, Any]:
         "page_view": {"operator": "viewed", "url": {"operator": "contains", "value": ""}},
         "device": {"operator": "has", "platform": None},
         "object": {"object_type": "", "operator": "has", "count": {"operator": "at_least", "value": 1}},
+        "message": {"operator": "did", "event": "opened", "count": {"operator": "at_least", "value": 1}},
         "users": {"quantifier": "any", "condition": {"type": "all", "children": []}},
         "segment": {"operator": "in"},
         "account_segment": {"operator": "in"},
@@ -125,6 +128,14 @@ def _node(form: Mapping[str, str], path: str) -> dict[str, Any]:
             node["window"] = _window(get("window"))
         if kind != "page_view" and get("filters"):
             node["filters"] = _json(get("filters"))
+    elif kind == "message":
+        node.update(operator=get("operator", "did"), event=get("event", "opened"))
+        for name in ("sequence_id", "step"):
+            if get(name):
+                node[name] = _number(get(name))
+        node["count"] = {"operator": get("count_operator", "at_least"), "value": _number(get("count", "1"))}
+        if get("window"):
+            node["window"] = _window(get("window"))
     elif kind == "device":
         node.update(operator=get("operator", "has"), platform=get("platform") or None)
         if get("window"):

@@ -46,6 +46,15 @@ USER_TREE = {
             "last_seen": {"within_last": {"amount": 12, "unit": "hours"}},
         },
         {"type": "object", "object_type": "orders", "operator": "has", "count": {"operator": "at_most", "value": 3}},
+        {
+            "type": "message",
+            "operator": "did_not",
+            "event": "clicked",
+            "sequence_id": 5,
+            "step": 2,
+            "count": {"operator": "at_least", "value": 1},
+            "window": {"within_last": {"amount": 14, "unit": "days"}},
+        },
         {"type": "account_segment", "operator": "in", "segment_id": 9},
     ],
 }
@@ -73,7 +82,8 @@ def as_form(node: dict, path: str = "n") -> dict[str, str]:
             fields.update(as_form(child, f"{path}.{i}"))
         return fields
     shown = builder.display(node)
-    for name in ("name", "field", "of", "operator", "value_type", "platform", "object_type", "quantifier"):
+    names = ("name", "field", "of", "operator", "value_type", "platform", "object_type", "quantifier", "event")
+    for name in (*names, "sequence_id", "step"):
         if node.get(name) is not None:
             fields[f"{path}.{name}"] = str(node[name])
     if "value" in node:

@@ -93,3 +93,20 @@ def test_a_missing_segment_is_a_not_found_page(client, editor):
     response = client.get("/w/acme/segments/424242")
     assert response.status_code == 404
     assert "text/html" in response.content_type and "Not found" in response.get_data(as_text=True)
+
+
+def test_the_builder_adds_and_saves_a_message_leaf(client, editor):
+    sign_in(client)
+    token = _form_token(client, "/w/acme/segments/new")
+    base = {"csrf_token": token, "subject_type": "user", "name": "Clicked lately", "n.type": "all"}
+    added = client.post("/w/acme/segments/new", data={**base, "op": "add:n:message"})
+    page = added.get_data(as_text=True)
+    assert added.status_code == 200 and 'name="n.0.event"' in page and 'name="n.0.sequence_id"' in page
+    leaf = {"n.0.type": "message", "n.0.operator": "did", "n.0.event": "clicked", "n.0.window": "7 days"}
+    saved = client.post("/w/acme/segments/new?wait=true", data={**base, **leaf, "n.0.count": "2", "op": "save"})
+    assert saved.status_code in (302, 303), saved.get_data(as_text=True)[:500]
+    (segment,) = client.get(editor.url("/segments"), headers=editor.headers).get_json()["data"]
+    (condition,) = segment["conditions"]["children"]
+    assert condition["type"] == "message" and condition["event"] == "clicked"
+    assert condition["count"] == {"operator": "at_least", "value": 2}
+    assert condition["window"]["within_last"] == {"amount": 7, "unit": "days"}
