@@ -46,7 +46,9 @@ from connector.models import (
     utcnow,
 )
 from connector.security import SecretBox
-from connector.segments.conditions import AttributeCondition, SegmentCondition, TagCondition, parse_conditions, walk
+from connector.segments.conditions import AttributeCondition, SegmentCondition, TagCondition
+from connector.segments.trees import walk
+from connector.segments.validation import parse_conditions
 
 MASK = "********"
 MAX_ACTIONS = 10

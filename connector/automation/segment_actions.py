@@ -39,7 +39,7 @@ class SegmentActionInput(BaseModel):
 
 
 def schedule_of(action: SegmentAction) -> dict[str, str]:
-    """The action's schedule in the scheduler's cron form (``connector.scheduling.triggers``)."""
+    """The action's schedule in the scheduler's cron form (``connector.schedules``)."""
     hour, minute = action.time.split(":")
     return {"kind": "cron", "expression": f"{int(minute)} {int(hour)} * * *", "timezone": action.timezone}
 

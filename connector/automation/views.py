@@ -24,7 +24,7 @@ from connector.computed import computed_properties
 from connector.errors import InvalidError, NotFoundError
 from connector.models import Account, ComputedValue, SubjectType, User, View, utcnow
 from connector.segments.compiler import compile_condition
-from connector.segments.conditions import parse_conditions
+from connector.segments.validation import parse_conditions
 
 FIELDS = {
     SubjectType.USER: ("id", "external_id", "email", "default_channel", "created_at"),

@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 
 from connector.db import Database
 from connector.models import Segment, SubjectType
-from connector.segments.conditions import AccountSegmentCondition, Node, SegmentCondition, walk
+from connector.segments.conditions import AccountSegmentCondition, Node, SegmentCondition
 from connector.segments.run import refresh_segments
+from connector.segments.trees import walk
 
 log = logging.getLogger(__name__)
 

@@ -29,18 +29,7 @@ from connector.models import (
     SyncSegment,
     utcnow,
 )
-from connector.segments.conditions import (
-    AccountSegmentCondition,
-    ConditionError,
-    Node,
-    SegmentCondition,
-    dependencies,
-    is_time_relative,
-    parse_conditions,
-    smallest_time_unit,
-    validate_references,
-    walk,
-)
+from connector.segments.conditions import AccountSegmentCondition, ConditionError, Node, SegmentCondition
 from connector.segments.evaluated import Evaluation, parsed_conditions
 from connector.segments.evaluation import mark_evaluated, mark_pending, unevaluated_reference_errors
 from connector.segments.explain import explain
@@ -48,7 +37,9 @@ from connector.segments.membership import change_members, forget_segment, rename
 from connector.segments.ordering import find_cycle, references_in
 from connector.segments.preview import preview_membership
 from connector.segments.run import refresh_segments
+from connector.segments.trees import dependencies, is_time_relative, smallest_time_unit, walk
 from connector.segments.typecheck import attribute_type_warnings
+from connector.segments.validation import parse_conditions, validate_references
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000

@@ -14,7 +14,8 @@ from connector.automation.firing import DeliveryPolicy, deliver_firing, pending_
 from connector.destinations.webhook import verify_signature
 from connector.models import FiringStatus, SyncRun
 from connector.security import SecretBox
-from connector.syncs.service import DestinationIn, SyncIn, create_destination, create_sync
+from connector.syncs.connections import DestinationIn, create_destination
+from connector.syncs.definitions import SyncIn, create_sync
 from tests.automation.support import (
     PRO,
     SECRET,
