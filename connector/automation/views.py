@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from connector.automation.common import check_text, condition_tree, hq_origin, name_taken, parsed
+from connector.automation.common import check_text, condition_tree, name_taken, parsed
 from connector.computed import computed_properties
 from connector.errors import InvalidError, NotFoundError
 from connector.models import Account, ComputedValue, SubjectType, User, View, utcnow
@@ -100,21 +100,6 @@ def save_view(session: Session, workspace_id: int, data: Any, view: View | None 
 def delete_view(session: Session, view: View) -> None:
     session.delete(view)
     session.flush()
-
-
-def view_json(view: View) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "name": view.name,
-        "subject_type": view.subject_type.value,
-        "conditions": view.conditions,
-        "columns": view.columns,
-        "sort": view.sort,
-        "hq_origin": hq_origin(view),
-        "edited_in_child": view.edited_in_child,
-        "created_at": view.created_at,
-        "updated_at": view.updated_at,
-    }
 
 
 def _matching(view: View, now: datetime) -> Select:

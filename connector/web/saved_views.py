@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Response, request, stream_with_context
 
+from connector.api.automation_documents import view_json
 from connector.api.context import database
 from connector.api.playbooks import _cell
 from connector.automation import views
@@ -136,7 +137,7 @@ def show(view_id: int):
         view = views.get_view(session, workspace_id(), view_id)
         rows, next_offset = views.read_page(session, view, offset=offset, limit=ROWS_PAGE)
         count = views.count_view(session, view)
-        shown = views.view_json(view)
+        shown = view_json(view)
     return render(
         "automation/view.html",
         view=shown,
