@@ -17,12 +17,12 @@ whose key is gone is undone (attributes cleared, or the account link removed) an
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, column, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -212,20 +212,25 @@ def _read_and_write(db: Database, url: str, snapshot: _Snapshot, run_id: int, co
             after = None
             if snapshot.cursor_column and snapshot.cursor_state:
                 after = [cursor_value(t) for t in snapshot.cursor_state["after"]]
-            chunks = stream_rows(
-                connection,
-                snapshot.query,
-                chunk_size=chunk_size,
-                cursor_column=snapshot.cursor_column,
-                key_columns=layout.key_columns,
-                after=after,
-            )
-            for rows in chunks:
-                planned = _plan(layout, rows)
-                cursor = None
-                if snapshot.cursor_column:
-                    last = rows[-1]
-                    cursor = {"after": [cursor_token(last[c]) for c in (snapshot.cursor_column, *layout.key_columns)]}
+
+            def chunks() -> Iterator[tuple[list[_Planned], dict[str, Any] | None]]:
+                for rows in stream_rows(
+                    connection,
+                    snapshot.query,
+                    chunk_size=chunk_size,
+                    cursor_column=snapshot.cursor_column,
+                    key_columns=layout.key_columns,
+                    after=after,
+                ):
+                    cursor = None
+                    if snapshot.cursor_column:
+                        last = rows[-1]
+                        cursor = {
+                            "after": [cursor_token(last[c]) for c in (snapshot.cursor_column, *layout.key_columns)]
+                        }
+                    yield _plan(layout, rows), cursor
+
+            for planned, cursor in chunks():
                 with db.session() as session:
                     _write_chunk(session, snapshot, layout, run_id, planned, counts, cursor)
     finally:
@@ -280,11 +285,12 @@ def _write_chunk(
     written: dict[str, str] = {}
     changes = ChangeSet()
     ingest = INGEST[snapshot.kind]
-    for start in range(0, len(to_write), MAX_BATCH):
-        part = to_write[start : start + MAX_BATCH]
-        result = ingest(session, snapshot.workspace_id, [p.item for p in part], partial=True)
+    # The whole chunk is one batch: the ingestion services are set-based, so it costs the same few statements as
+    # a batch of the API's size.
+    if to_write:
+        result = ingest(session, snapshot.workspace_id, [p.item for p in to_write], partial=True)
         changes.merge(result.changes)
-        for p, fate in zip(part, result.results, strict=True):
+        for p, fate in zip(to_write, result.results, strict=True):
             if fate.status == INVALID:
                 chunk.invalid += 1
                 chunk.errors.append((p.key, _reason(layout, fate.errors)))
@@ -313,39 +319,37 @@ def _reason(layout: Layout, errors: list[dict[str, str]]) -> str:
 
 
 def _stored_hashes(session: Session, model_id: int, keys: Sequence[str]) -> dict[str, str]:
-    stored: dict[str, str] = {}
-    for start in range(0, len(keys), MAX_BATCH):
-        part = keys[start : start + MAX_BATCH]
-        stored.update(
-            session.execute(
-                select(SourceRow.row_key, SourceRow.row_hash).where(
-                    SourceRow.model_id == model_id, one_of(session, SourceRow.row_key, part)
-                )
-            ).all()
-        )
-    return stored
+    if not keys:
+        return {}
+    return dict(
+        session.execute(
+            select(SourceRow.row_key, SourceRow.row_hash).where(
+                SourceRow.model_id == model_id, one_of(session, SourceRow.row_key, keys)
+            )
+        ).all()
+    )
 
 
 def _remember(session: Session, model_id: int, written: dict[str, str]) -> None:
-    """Upsert the hashes of the rows written. On PostgreSQL the rows travel as one JSON parameter (see
-    ``connector.ingest.statements.insert_rows``): one short statement, where an executemany costs a round trip each."""
+    """Upsert the hashes of the rows written. On PostgreSQL keys and hashes travel as two arrays: one short
+    statement, where an executemany costs a round trip a row."""
     if not written:
         return
-    rows = [{"model_id": model_id, "row_key": k, "row_hash": h} for k, h in written.items()]
     table = SourceRow.__table__
     if session.get_bind().dialect.name == "postgresql":
-        records = (
-            func.jsonb_to_recordset(bindparam(None, rows, type_=postgresql.JSONB))
-            .table_valued(*[column(name, table.c[name].type) for name in rows[0]])
-            .render_derived(with_types=True)
+        keys = bindparam("keys", list(written), type_=postgresql.ARRAY(table.c.row_key.type))
+        hashes = bindparam("hashes", list(written.values()), type_=postgresql.ARRAY(table.c.row_hash.type))
+        statement = postgresql.insert(table).from_select(
+            ["model_id", "row_key", "row_hash"],
+            select(literal(model_id, table.c.model_id.type), func.unnest(keys), func.unnest(hashes)),
         )
-        statement = postgresql.insert(table).from_select(list(rows[0]), select(*records.c))
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["model_id", "row_key"], set_={"row_hash": statement.excluded.row_hash}
             )
         )
         return
+    rows = [{"model_id": model_id, "row_key": k, "row_hash": h} for k, h in written.items()]
     statement = insert_into(session, table)
     statement = statement.on_conflict_do_update(
         index_elements=["model_id", "row_key"], set_={"row_hash": statement.excluded.row_hash}
