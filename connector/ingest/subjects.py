@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy import delete, select, tuple_, union, update
 from sqlalchemy.orm import Session
 
 from connector.ingest.statements import insert_into, insert_rows, one_of
@@ -46,16 +46,18 @@ def find_users(session: Session, workspace_id: int, keys: Iterable[UserKey], *co
     """Rows of the users any of these (external_id, email) keys name; ``lock`` takes row locks, in id order."""
     external_ids = sorted({e for e, _ in keys if e})
     emails = sorted({m for _, m in keys if m})
-    conditions = []
-    if external_ids:
-        conditions.append(one_of(session, users.c.external_id, external_ids))
-    if emails:
-        conditions.append(one_of(session, users.c.email, emails))
-    if not conditions:
+    # One index lookup per key column, united: "external_id IN … OR email IN …" can use neither unique index and
+    # reads every user of the workspace.
+    found = [
+        select(users.c.id).where(users.c.workspace_id == workspace_id, one_of(session, column, values))
+        for column, values in ((users.c.external_id, external_ids), (users.c.email, emails))
+        if values
+    ]
+    if not found:
         return []
     query = (
         select(users.c.id, users.c.external_id, users.c.email, *columns)
-        .where(users.c.workspace_id == workspace_id, or_(*conditions))
+        .where(users.c.id.in_(found[0] if len(found) == 1 else union(*found)))
         .order_by(users.c.id)
     )
     if lock:
