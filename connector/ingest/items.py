@@ -96,12 +96,7 @@ def _flat_and_small(value: dict[str, Any]) -> bool:
             continue
         if not isinstance(item, str) or len(item) > _FLAT_STRING:
             return False
-        if "\x00" in item:
-            raise ValueError("must not contain NUL characters")
-        try:
-            item.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+        check_text(item)
     return True
 
 
