@@ -34,6 +34,16 @@ def pro_segment(client, tenant, subject_type: str = "user", name: str = "Pro") -
     return response.get_json()["id"]
 
 
+def links_model(database, tenant, source, **extra):
+    fields = {
+        "name": "links",
+        "kind": "account_links",
+        "query": "SELECT person, company FROM links",
+        "mapping": {"user_external_id": "person", "account_external_id": "company"},
+    }
+    return make_model(database, tenant, source, **{**fields, **extra})
+
+
 def user_id(database, external_id: str) -> int | None:
     with database.session() as session:
         return session.scalar(select(User.id).where(User.external_id == external_id))
@@ -77,12 +87,10 @@ def test_a_user_whose_row_is_gone_is_erased_with_memberships_history_and_segment
 def test_removing_by_email_key_and_clearing_leave_other_users_alone(database, tenant, warehouse):
     warehouse.run(PEOPLE)
     warehouse.insert("people", [{**p, "email": p["email"].upper()} for p in people(3)])
-    source = make_source(database, tenant, warehouse)
-    model = make_model(
+    model = user_model(
         database,
         tenant,
-        source,
-        kind="users",
+        warehouse,
         query="SELECT email, plan FROM people",
         mapping={"email": "email"},
         deletes="remove",
@@ -113,15 +121,7 @@ def test_an_account_whose_row_is_gone_is_erased_and_its_users_stay_unlinked(clie
         mapping={"external_id": "id"},
         deletes="remove",
     )
-    links = make_model(
-        database,
-        tenant,
-        source,
-        name="links",
-        kind="account_links",
-        query="SELECT person, company FROM links",
-        mapping={"user_external_id": "person", "account_external_id": "company"},
-    )
+    links = links_model(database, tenant, source)
     run(database, companies)
     run(database, links)
     assert len(members(database, segment_id)) == 2
@@ -143,16 +143,7 @@ def test_a_link_whose_row_is_gone_is_removed_on_every_warehouse(database, tenant
         "links", [{"person": 1, "company": 10}, {"person": 1, "company": 11}, {"person": 2, "company": 10}]
     )
     source = make_source(database, tenant, any_warehouse)
-    model = make_model(
-        database,
-        tenant,
-        source,
-        name="links",
-        kind="account_links",
-        query="SELECT person, company FROM links",
-        mapping={"user_external_id": "person", "account_external_id": "company"},
-        deletes="clear",
-    )
+    model = links_model(database, tenant, source, deletes="clear")
     run(database, model)
 
     def linked() -> set[tuple[str, str]]:
