@@ -158,8 +158,10 @@ def _plan(session: Session, workspace_id: int, batch: Batch[IdentifyItem]) -> li
         user.attributes = merge_attributes(user.attributes, item.attributes)
         if item.default_channel is not None:
             user.default_channel = item.default_channel
-        user.tags.update({t: True for t in item.tags} | {t: False for t in item.remove_tags})
-        user.accounts.update({a: True for a in item.accounts} | {a: False for a in item.remove_accounts})
+        if item.tags or item.remove_tags:
+            user.tags.update({t: True for t in item.tags} | {t: False for t in item.remove_tags})
+        if item.accounts or item.remove_accounts:
+            user.accounts.update({a: True for a in item.accounts} | {a: False for a in item.remove_accounts})
         user.results.append(result)
     return [u for u in planned if u.results]
 
