@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -19,12 +20,15 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    bindparam,
     delete,
     event,
+    func,
     insert,
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -229,8 +233,26 @@ def affected_rows(session: Session, statement) -> int:
 
 
 def insert_rows(session: Session, table: Table, rows: Sequence[dict], chunk: int = 5_000) -> int:
-    """Insert rows into a scratch table in chunks (one executemany each); returns how many."""
-    for start in range(0, len(rows), chunk):
-        session.execute(table.insert(), list(rows[start : start + chunk]))
+    """Insert rows into a scratch table; returns how many.
+
+    On PostgreSQL, columns of plain types travel as one array each (``INSERT … SELECT unnest(…)``): one statement
+    whatever the number of rows, where an executemany costs a round trip per row. Elsewhere: one executemany per
+    ``chunk`` rows.
+    """
+    if not rows:
+        filled(session, table, 0)
+        return 0
+    names = list(rows[0])
+    if session.get_bind().dialect.name == "postgresql" and not any(
+        isinstance(table.c[name].type, JSON) for name in names
+    ):
+        arrays = [
+            bindparam(f"a_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(table.c[name].type))
+            for name in names
+        ]
+        session.execute(insert(table).from_select(names, select(*[func.unnest(a) for a in arrays])))
+    else:
+        for start in range(0, len(rows), chunk):
+            session.execute(table.insert(), list(rows[start : start + chunk]))
     filled(session, table, len(rows))
     return len(rows)

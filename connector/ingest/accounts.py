@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.changes import ChangeSet
@@ -16,11 +16,12 @@ from connector.ingest.items import GroupItem
 from connector.ingest.objects import link_objects
 from connector.ingest.statements import insert_into, one_of
 from connector.ingest.subjects import (
-    MAX_ROUNDS,
-    ConcurrentWriteError,
     accounts,
     change_account_links,
+    plan_and_insert,
     resolve_users,
+    settle,
+    update_subjects,
 )
 from connector.ingest.tags import apply_tag_changes
 from connector.models import AccountTag, utcnow
@@ -52,28 +53,18 @@ def group(session: Session, workspace_id: int, raw_items: Sequence[Any], *, part
     batch = Batch(GroupItem, raw_items)
     batch.check(partial)
     now = utcnow()
-    for _ in range(MAX_ROUNDS):
-        planned = _plan(session, workspace_id, batch)
-        if _insert_new(session, workspace_id, planned, now):
-            break
-    else:
-        raise ConcurrentWriteError("accounts changed concurrently; send the batch again")
-
+    planned = plan_and_insert(
+        lambda: _plan(session, workspace_id, batch), lambda p: _insert_new(session, workspace_id, p, now), "accounts"
+    )
     changes = ChangeSet()
     changed = [a for a in planned if a.stored is not None and a.changed]
-    if changed:
-        session.execute(
-            update(accounts)
-            .where(accounts.c.id == bindparam("b_id"))
-            .values(
-                domain=bindparam("b_domain"),
-                name=bindparam("b_name"),
-                attributes=bindparam("b_attributes", type_=accounts.c.attributes.type),
-                updated_at=now,
-            ),
-            [{"b_id": a.id, "b_domain": a.domain, "b_name": a.name, "b_attributes": a.attributes} for a in changed],
-        )
-        changes.add_accounts([a.id for a in changed], "attribute")
+    update_subjects(
+        session,
+        accounts,
+        [{"id": a.id, "domain": a.domain, "name": a.name, "attributes": a.attributes} for a in changed],
+        now,
+    )
+    changes.add_accounts([a.id for a in changed], "attribute")
     created = [a.id for a in planned if a.stored is None]
     changes.add_accounts(created, "subject")
     tagged = apply_tag_changes(
@@ -92,10 +83,7 @@ def group(session: Session, workspace_id: int, raw_items: Sequence[Any], *, part
         changes.add_accounts({a for _, a in linked}, "account_link")
     changes.merge(link_objects(session, workspace_id, account_ids=created))
 
-    for account in planned:
-        for result in account.results:
-            result.id = account.id
-            result.created = account.stored is None
+    settle(planned)
     return batch.result(changes)
 
 

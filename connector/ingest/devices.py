@@ -12,12 +12,11 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from connector.changes import ChangeSet
-from connector.ingest.batches import Batch, BatchResult, ItemResult
+from connector.ingest.batches import BatchResult, ItemResult
 from connector.ingest.items import DeviceItem
 from connector.ingest.statements import insert_into
-from connector.ingest.subjects import resolve_users, touch_users
-from connector.models import Device, utcnow
+from connector.ingest.subjects import batch_by_user, touch_users
+from connector.models import Device
 
 devices = Device.__table__
 
@@ -42,15 +41,10 @@ def record_devices(
 
     Raises ``BatchRejectedError`` when an item is invalid and ``partial`` is false; nothing is written then.
     """
-    batch = Batch(DeviceItem, raw_items)
-    batch.check(partial)
-    valid = batch.valid()
-    changes = ChangeSet()
+    by_user = batch_by_user(session, workspace_id, DeviceItem, raw_items, partial)
+    batch, valid, changes, now = by_user.batch, by_user.valid, by_user.changes, by_user.now
     if not valid:
         return batch.result(changes)
-    now = utcnow()
-    users = resolve_users(session, workspace_id, [(item.external_id, item.email) for _, item in valid], now)
-    changes.add_users(users.created, "subject")
 
     keys = sorted({(item.platform, item.vendor_device_id) for _, item in valid})
     found: dict[tuple[str, str], _Device] = {}
@@ -72,7 +66,7 @@ def record_devices(
         device = _Device(key[0], key[1], row.user_id, row.push_token, row.last_seen_at, row.id)
         device.stored = (row.user_id, row.push_token, row.last_seen_at)
         found[key] = device
-    for (result, item), user_id in zip(valid, users.ids, strict=True):
+    for (result, item), user_id in zip(valid, by_user.user_ids, strict=True):
         key = (item.platform.value, item.vendor_device_id)
         seen_at = item.last_seen_at or now
         device = found.get(key)

@@ -13,12 +13,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from connector.changes import ChangeSet
-from connector.ingest.batches import DUPLICATE, Batch, BatchResult, ItemResult
+from connector.ingest.batches import DUPLICATE, BatchResult, ItemResult
 from connector.ingest.items import EventItem, PageItem, TrackItem
 from connector.ingest.statements import insert_rows
-from connector.ingest.subjects import resolve_accounts, resolve_users, touch_users
-from connector.models import Event, EventKind, utcnow
+from connector.ingest.subjects import batch_by_user, resolve_accounts, touch_users
+from connector.models import Event, EventKind
 
 events = Event.__table__
 
@@ -44,15 +43,10 @@ def _record(
     kind: EventKind,
     partial: bool,
 ) -> BatchResult:
-    batch = Batch(model, raw_items)
-    batch.check(partial)
-    valid = batch.valid()
-    changes = ChangeSet()
+    by_user = batch_by_user(session, workspace_id, model, raw_items, partial)
+    batch, valid, changes, now = by_user.batch, by_user.valid, by_user.changes, by_user.now
     if not valid:
         return batch.result(changes)
-    now = utcnow()
-    users = resolve_users(session, workspace_id, [(item.external_id, item.email) for _, item in valid], now)
-    changes.add_users(users.created, "subject")
     account_names = [item.account_external_id for _, item in valid if item.account_external_id]
     accounts = resolve_accounts(session, workspace_id, account_names, now)
     account_ids = dict(zip(dict.fromkeys(account_names), accounts.ids, strict=True))
@@ -60,7 +54,7 @@ def _record(
 
     pending: dict[str, tuple[ItemResult, int, str]] = {}
     rows = []
-    for (result, item), user_id in zip(valid, users.ids, strict=True):
+    for (result, item), user_id in zip(valid, by_user.user_ids, strict=True):
         message_id = item.message_id or uuid.uuid4().hex
         if message_id in pending:
             result.status = DUPLICATE

@@ -18,7 +18,7 @@ from connector.changes import ChangeSet
 from connector.ingest.attributes import merge_attributes
 from connector.ingest.batches import Batch, BatchResult, ItemResult
 from connector.ingest.items import ObjectItem
-from connector.ingest.statements import insert_into, json_text
+from connector.ingest.statements import insert_into, json_text, one_of
 from connector.ingest.subjects import accounts, resolve_accounts, resolve_users, users
 from connector.models import ObjectRecord, ObjectType, utcnow
 
@@ -250,6 +250,14 @@ def _write(session: Session, workspace_id: int, records: list[_Record], now) -> 
         )
 
 
+def _links_by_field(session: Session, workspace_id: int, link_field) -> bool:
+    """Whether any object type of the workspace links records through this field (most workspaces have none)."""
+    found = session.execute(
+        select(object_types.c.id).where(object_types.c.workspace_id == workspace_id, link_field.is_not(None)).limit(1)
+    ).first()
+    return found is not None
+
+
 def link_objects(
     session: Session, workspace_id: int, *, user_ids: Iterable[int] = (), account_ids: Iterable[int] = ()
 ) -> ChangeSet:
@@ -262,7 +270,7 @@ def link_objects(
         (users, objects.c.user_id, object_types.c.user_link_field, sorted(set(user_ids))),
         (accounts, objects.c.account_id, object_types.c.account_link_field, sorted(set(account_ids))),
     ):
-        if not ids:
+        if not ids or not _links_by_field(session, workspace_id, link_field):
             continue
         subject = (
             select(table.c.id)
@@ -270,7 +278,7 @@ def link_objects(
                 object_types.c.id == objects.c.object_type_id,
                 link_field.is_not(None),
                 table.c.workspace_id == workspace_id,
-                table.c.id.in_(ids),
+                one_of(session, table.c.id, ids),
                 table.c.external_id == json_text(objects.c.fields, link_field),
             )
             .limit(1)

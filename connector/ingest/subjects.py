@@ -7,15 +7,19 @@ then read back, so two requests naming the same new person both end with the sam
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, select, tuple_, union, update
 from sqlalchemy.orm import Session
 
+from connector.changes import ChangeSet
+from connector.ingest.batches import Batch, ItemResult
+from connector.ingest.items import UserRef
 from connector.ingest.statements import insert_into, insert_rows, one_of
-from connector.models import Account, AccountUser, User
+from connector.models import Account, AccountUser, User, utcnow
 
 # How stale a user's updated_at may get while the user is active (see touch_users).
 TOUCH_EVERY = timedelta(minutes=1)
@@ -46,16 +50,18 @@ def find_users(session: Session, workspace_id: int, keys: Iterable[UserKey], *co
     """Rows of the users any of these (external_id, email) keys name; ``lock`` takes row locks, in id order."""
     external_ids = sorted({e for e, _ in keys if e})
     emails = sorted({m for _, m in keys if m})
-    conditions = []
-    if external_ids:
-        conditions.append(one_of(session, users.c.external_id, external_ids))
-    if emails:
-        conditions.append(one_of(session, users.c.email, emails))
-    if not conditions:
+    # One index lookup per key column, united: "external_id IN … OR email IN …" can use neither unique index and
+    # reads every user of the workspace.
+    found = [
+        select(users.c.id).where(users.c.workspace_id == workspace_id, one_of(session, column, values))
+        for column, values in ((users.c.external_id, external_ids), (users.c.email, emails))
+        if values
+    ]
+    if not found:
         return []
     query = (
         select(users.c.id, users.c.external_id, users.c.email, *columns)
-        .where(users.c.workspace_id == workspace_id, or_(*conditions))
+        .where(users.c.id.in_(found[0] if len(found) == 1 else union(*found)))
         .order_by(users.c.id)
     )
     if lock:
@@ -199,3 +205,82 @@ def change_account_links(
             delete(account_users).where(tuple_(account_users.c.user_id, account_users.c.account_id).in_(to_remove))
         )
     return set(to_add) | set(to_remove)
+
+
+# -- the shapes every batch of one kind shares -------------------------------------------------------------------------
+
+RefT = TypeVar("RefT", bound=UserRef)
+
+
+@dataclass
+class ByUser(Generic[RefT]):
+    """A validated batch whose items each name a user (events, devices), with those users resolved: ``user_ids``
+    follows ``valid``; users created for it are in ``changes`` already."""
+
+    batch: Batch[RefT]
+    valid: list[tuple[ItemResult, RefT]]
+    user_ids: list[int]
+    changes: ChangeSet
+    now: datetime
+
+
+def batch_by_user(
+    session: Session, workspace_id: int, model: type[RefT], raw_items: Sequence[Any], partial: bool
+) -> ByUser[RefT]:
+    """Validate a batch (``BatchRejectedError`` when an item is invalid and not ``partial``) and resolve the user
+    each valid item names, creating the unknown ones."""
+    batch = Batch(model, raw_items)
+    batch.check(partial)
+    valid = batch.valid()
+    changes = ChangeSet()
+    now = utcnow()
+    user_ids: list[int] = []
+    if valid:
+        resolved = resolve_users(session, workspace_id, [(item.external_id, item.email) for _, item in valid], now)
+        changes.add_users(resolved.created, "subject")
+        user_ids = resolved.ids
+    return ByUser(batch, valid, user_ids, changes, now)
+
+
+class Upserted(Protocol):
+    """A subject as an upsert batch leaves it (``identify``'s users, ``group``'s accounts)."""
+
+    id: int | None
+    stored: tuple | None
+    results: list[ItemResult]
+
+
+UpsertedT = TypeVar("UpsertedT", bound=Upserted)
+
+
+def plan_and_insert(
+    plan: Callable[[], list[UpsertedT]], insert_new: Callable[[list[UpsertedT]], bool], what: str
+) -> list[UpsertedT]:
+    """Plan a batch against the stored subjects and insert the new ones; when a concurrent request created some of
+    them first (``insert_new`` says False), plan again against what is stored now, up to ``MAX_ROUNDS``."""
+    for _ in range(MAX_ROUNDS):
+        planned = plan()
+        if insert_new(planned):
+            return planned
+    raise ConcurrentWriteError(f"{what} changed concurrently; send the batch again")
+
+
+def update_subjects(session: Session, table: Table, rows: list[dict[str, Any]], now: datetime) -> None:
+    """One executemany UPDATE of changed subjects: each row is ``id`` and the columns' new values."""
+    if not rows:
+        return
+    columns = [name for name in rows[0] if name != "id"]
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values({**{name: bindparam(f"b_{name}", type_=table.c[name].type) for name in columns}, "updated_at": now}),
+        [{f"b_{name}": value for name, value in row.items()} for row in rows],
+    )
+
+
+def settle(planned: Iterable[Upserted]) -> None:
+    """Give each item's result the id of its subject and whether the batch created it."""
+    for subject in planned:
+        for result in subject.results:
+            result.id = subject.id
+            result.created = subject.stored is None

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.changes import ChangeSet
@@ -21,13 +21,14 @@ from connector.ingest.items import IdentifyItem
 from connector.ingest.objects import link_objects
 from connector.ingest.statements import insert_rows
 from connector.ingest.subjects import (
-    MAX_ROUNDS,
-    ConcurrentWriteError,
     accounts,
     change_account_links,
     find_users,
+    plan_and_insert,
     resolve_accounts,
+    settle,
     touch_users,
+    update_subjects,
     users,
 )
 from connector.ingest.tags import apply_tag_changes
@@ -69,40 +70,31 @@ def identify(session: Session, workspace_id: int, raw_items: Sequence[Any], *, p
     batch = Batch(IdentifyItem, raw_items)
     batch.check(partial)
     now = utcnow()
-    for _ in range(MAX_ROUNDS):
+
+    def plan() -> list[_User]:
         planned = _plan(session, workspace_id, batch)
         batch.check(partial)
-        if _insert_new(session, workspace_id, planned, now):
-            break
-        # A concurrent request created some of these users first: plan again against what is stored now.
-    else:
-        raise ConcurrentWriteError("users changed concurrently; send the batch again")
+        return planned
 
+    planned = plan_and_insert(plan, lambda p: _insert_new(session, workspace_id, p, now), "users")
     changes = ChangeSet()
     changed = [u for u in planned if u.stored is not None and u.changed]
-    if changed:
-        session.execute(
-            update(users)
-            .where(users.c.id == bindparam("b_id"))
-            .values(
-                external_id=bindparam("b_external_id"),
-                email=bindparam("b_email"),
-                attributes=bindparam("b_attributes", type_=users.c.attributes.type),
-                default_channel=bindparam("b_default_channel"),
-                updated_at=now,
-            ),
-            [
-                {
-                    "b_id": u.id,
-                    "b_external_id": u.external_id,
-                    "b_email": u.email,
-                    "b_attributes": u.attributes,
-                    "b_default_channel": u.default_channel,
-                }
-                for u in changed
-            ],
-        )
-        changes.add_users([u.id for u in changed], "attribute")
+    update_subjects(
+        session,
+        users,
+        [
+            {
+                "id": u.id,
+                "external_id": u.external_id,
+                "email": u.email,
+                "attributes": u.attributes,
+                "default_channel": u.default_channel,
+            }
+            for u in changed
+        ],
+        now,
+    )
+    changes.add_users([u.id for u in changed], "attribute")
     # Identified again without news: activity, like an event.
     touch_users(session, [u.id for u in planned if u.stored is not None and not u.changed], now)
 
@@ -113,10 +105,7 @@ def identify(session: Session, workspace_id: int, raw_items: Sequence[Any], *, p
     _link_accounts(session, workspace_id, planned, changes, now)
     changes.merge(link_objects(session, workspace_id, user_ids=[u.id for u in planned if u.identity_changed]))
 
-    for user in planned:
-        for result in user.results:
-            result.id = user.id
-            result.created = user.stored is None
+    settle(planned)
     return batch.result(changes)
 
 
@@ -169,8 +158,10 @@ def _plan(session: Session, workspace_id: int, batch: Batch[IdentifyItem]) -> li
         user.attributes = merge_attributes(user.attributes, item.attributes)
         if item.default_channel is not None:
             user.default_channel = item.default_channel
-        user.tags.update({t: True for t in item.tags} | {t: False for t in item.remove_tags})
-        user.accounts.update({a: True for a in item.accounts} | {a: False for a in item.remove_accounts})
+        if item.tags or item.remove_tags:
+            user.tags.update({t: True for t in item.tags} | {t: False for t in item.remove_tags})
+        if item.accounts or item.remove_accounts:
+            user.accounts.update({a: True for a in item.accounts} | {a: False for a in item.remove_accounts})
         user.results.append(result)
     return [u for u in planned if u.results]
 

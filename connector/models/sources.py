@@ -61,7 +61,7 @@ class SourceModel(Base):
     cursor_column: Mapped[str | None] = mapped_column(String(200))
     cursor_state: Mapped[dict[str, Any] | None] = mapped_column()
     # "none": rows gone from the source are left alone; "clear": their mapped attributes are cleared (users,
-    # accounts) or their link removed (account links).
+    # accounts); "remove": the subject is erased (users, accounts). Account links are unlinked by either.
     deletes: Mapped[str] = mapped_column(String(10), default="none")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

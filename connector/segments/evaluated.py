@@ -104,13 +104,14 @@ FULL, TABLE, RECORDED = "full", "table", "recorded"
 
 
 _cache_lock = threading.Lock()
-_parsed: OrderedDict[tuple[int, str], Node] = OrderedDict()
+_parsed: OrderedDict[tuple[int, str, str], Node] = OrderedDict()
 _PARSED_MAX = 512
 
 
 def parsed_conditions(segment_id: int, conditions: dict | None, subject_type: SubjectType) -> Node:
     """The stored (already validated) tree of a segment as nodes; parsed once per distinct definition."""
-    key = (segment_id, json.dumps(conditions, sort_keys=True))
+    # The subject type is part of the definition: the same tree compiles differently for users and accounts.
+    key = (segment_id, json.dumps(conditions, sort_keys=True), SubjectType(subject_type).value)
     with _cache_lock:
         node = _parsed.get(key)
         if node is not None:

@@ -137,5 +137,8 @@ def _lock_subjects(
         )
         if ids:
             session.execute(
-                select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update(key_share=True)
+                select(table.c.id)
+                .where(table.c.id.in_(_ids_scope(session, set(ids))))
+                .order_by(table.c.id)
+                .with_for_update(key_share=True)
             )

@@ -78,7 +78,7 @@ RULES: dict[ModelKind, tuple[set[str], list[tuple[str, ...]], tuple[str, ...]]] 
 }
 # Fields whose value is a constant, not a column.
 CONSTANTS = {"event", "object_type"}
-DELETES = {"none", "clear"}
+DELETES = {"none", "clear", "remove"}
 DELETES_KINDS = {ModelKind.USERS, ModelKind.ACCOUNTS, ModelKind.ACCOUNT_LINKS}
 
 
@@ -119,7 +119,11 @@ class ModelIn(BaseModel):
     query: str = Field(min_length=1, max_length=100_000, description="A SELECT, run by the source")
     mapping: Mapping
     cursor_column: Column | None = Field(None, description="Incremental by this column; none: by a hash diff")
-    deletes: Literal["none", "clear"] = "none"
+    deletes: Literal["none", "clear", "remove"] = Field(
+        "none",
+        description="Rows gone from the source: none (left alone), clear (attributes cleared), remove (the subject "
+        "erased as by the erasure API); account links are unlinked by either",
+    )
     enabled: bool = True
 
     @field_validator("query")
@@ -137,7 +141,7 @@ class ModelPatch(BaseModel):
     query: str | None = Field(None, min_length=1, max_length=100_000)
     mapping: Mapping | None = None
     cursor_column: Column | None = None
-    deletes: Literal["none", "clear"] | None = None
+    deletes: Literal["none", "clear", "remove"] | None = None
     enabled: bool | None = None
 
     @field_validator("query")
@@ -160,7 +164,7 @@ def check_mapping(kind: ModelKind, mapping: Mapping, deletes: str) -> None:
     if mapping.event_name and mapping.event:
         errors.append({"field": "mapping.event", "reason": "give event or event_name, not both"})
     if deletes != "none" and kind not in DELETES_KINDS:
-        errors.append({"field": "deletes", "reason": f"{kind.value} models cannot clear deleted rows"})
+        errors.append({"field": "deletes", "reason": f"{kind.value} models cannot undo deleted rows"})
     if errors:
         raise InvalidError(errors)
 

@@ -151,9 +151,12 @@ def _after_clause(quoted: list[str], i: int) -> str:
     return f"({greater} OR ({quoted[i]} = :after_{i} AND {_after_clause(quoted, i + 1)}))"
 
 
+_PLAIN = (str, int, bool)
+
+
 def json_value(column: str, value: Any) -> Any:
     """A driver value as a JSON value an attribute can hold; ``TypeMappingError`` when there is none."""
-    if value is None or isinstance(value, bool | int | str):
+    if value is None or type(value) in _PLAIN or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None

@@ -47,10 +47,16 @@ def _text(value: Any) -> Any:
 
 
 def row_key(layout: Layout, row: dict[str, Any]) -> str | None:
-    parts = [row[c] for c in layout.key_columns]
+    columns = layout.key_columns
+    if len(columns) == 1:
+        value = row[columns[0]]
+        if value is None:
+            return None
+        return value if type(value) is str else str(_text(json_value(columns[0], value)))
+    parts = [row[c] for c in columns]
     if any(p is None for p in parts):
         return None
-    return KEY_SEPARATOR.join(str(_text(json_value(c, p))) for c, p in zip(layout.key_columns, parts, strict=True))
+    return KEY_SEPARATOR.join(str(_text(json_value(c, p))) for c, p in zip(columns, parts, strict=True))
 
 
 def row_item(layout: Layout, row: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +110,11 @@ def cleared_item(layout: Layout, key: str) -> dict[str, Any]:
     return {identity: key, "attributes": {c: None for c in layout.attribute_columns}}
 
 
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def item_hash(item: dict[str, Any]) -> str:
-    encoded = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    encoded = _HASH_ENCODER.encode(item)
     return hashlib.blake2b(encoded.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 

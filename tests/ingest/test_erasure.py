@@ -9,6 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
+from connector.ingest.erasure import erase_subjects
 from connector.models import (
     AccountUser,
     ComputedValue,
@@ -108,3 +109,24 @@ def test_erasure_is_for_workspace_admins_within_their_workspace(client, tenant, 
     missing = client.delete(tenant.url("/users/999999"), headers=tenant.headers)
     assert missing.status_code == 404 and missing.content_type == "application/problem+json"
     assert count(database, User, User.id == ann) == 1 and count(database, Erasure) == 0
+
+
+def test_erasing_several_people_at_once_counts_each_and_skips_other_workspaces(client, tenant, database, ann):
+    ok(
+        post_batch(
+            client, tenant, "track", [{"external_id": "bob", "name": "a", "message_id": f"b{i}"} for i in range(3)]
+        )
+    )
+    other = make_tenant(database, "globex")
+    ok(post_batch(client, other, "identify", [{"external_id": "carl"}]))
+    with database.session() as session:
+        bob = session.scalar(select(User.id).where(User.external_id == "bob"))
+        carl = session.scalar(select(User.id).where(User.external_id == "carl"))
+        erasures, changes = erase_subjects(session, tenant.workspace_id, "user", [ann, bob, carl, 999999])
+        by_subject = {e.subject_id: e.counts for e in erasures}
+        assert set(by_subject) == {ann, bob}
+        assert (by_subject[ann]["events"], by_subject[bob]["events"]) == (1, 3)
+        assert (by_subject[ann]["memberships"], by_subject[bob]["memberships"]) == (1, 0)
+        assert changes.account_ids  # Ann's account: its user-based segment reads her
+    assert count(database, User, User.workspace_id == tenant.workspace_id) == 0
+    assert count(database, User, User.id == carl) == 1

@@ -100,6 +100,11 @@ def test_bad_sources_are_refused_by_field_and_nothing_is_written(client, databas
         ({"kind": "users", "mapping": {"external_id": "id", "occurred_at": "t"}}, "body.mapping.occurred_at"),
         ({"kind": "events", "mapping": {"user_external_id": "id"}}, "body.mapping.message_id"),
         ({"kind": "events", "mapping": {"external_id": "id"}, "deletes": "clear"}, "body.deletes"),
+        (
+            {"kind": "objects", "mapping": {"object_type": "o", "external_id": "id"}, "deletes": "remove"},
+            "body.deletes",
+        ),
+        ({"kind": "users", "mapping": {"external_id": "id"}, "deletes": "erase"}, "body.deletes"),
         ({"kind": "planets", "mapping": {"external_id": "id"}}, "body.kind"),
         ({"kind": "users", "mapping": {"external_id": "id"}, "query": " ;"}, "body.query"),
         ({"kind": "users", "mapping": {"external_id": "i\x00d"}}, "body.mapping.external_id"),
