@@ -1,4 +1,4 @@
-"""Segments and segment groups: create, change, delete, with validation and usage checks.
+"""Segments: create, change, delete, with validation and usage checks.
 
 Services receive the caller's session and never commit. A saved or changed definition is evaluated at once, so
 membership (and every member's ``Segments``) is current when the caller's transaction commits.
