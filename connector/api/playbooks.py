@@ -6,11 +6,7 @@ Views read as a page (``GET .../views/<id>/rows?cursor=``), a count (``.../count
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
 from flask import Response, stream_with_context
 from flask_openapi3 import APIBlueprint
@@ -199,26 +195,8 @@ def export_view(path: ViewPath):
     with service_errors(), unit_of_work() as session:
         view = views.get_view(session, workspace, path.view_id)
 
-    def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        with database().session() as session:
-            for row in views.export_rows(session, view):
-                writer.writerow([_cell(v) for v in row])
-                if buffer.tell() > 64 * 1024:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
     headers = {"Content-Disposition": f'attachment; filename="view-{view.id}.csv"'}
-    return Response(stream_with_context(generate()), mimetype="text/csv", headers=headers)
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return "" if value is None else value
+    return Response(stream_with_context(views.csv_text(database().session, view)), mimetype="text/csv", headers=headers)
 
 
 def _offset(cursor: str | None) -> int:

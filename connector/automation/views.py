@@ -11,7 +11,11 @@ The cursor is the position after the page (stable while the data does not change
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -158,3 +162,25 @@ def export_rows(session: Session, view: View, now: datetime | None = None) -> It
 
 def _as_dict(view: View, row) -> dict[str, Any]:
     return {column: row[i] for i, column in enumerate(view.columns)}
+
+
+def csv_text(open_session: Callable[[], AbstractContextManager[Session]], view: View) -> Iterator[str]:
+    """The view's rows as CSV text in pieces of about 64 KB (JSON values such as ``Segments`` written as JSON), read
+    in a session ``open_session`` opens (held while the export streams)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with open_session() as session:
+        for row in export_rows(session, view):
+            writer.writerow([cell_text(v) for v in row])
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
+
+
+def cell_text(value: Any) -> Any:
+    """A value as a view's page and CSV show it: JSON for objects and lists, empty for none."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else value
