@@ -111,5 +111,5 @@ def move(group_id: int):
 @bp.post("/<int:group_id>/delete")
 def delete(group_id: int):
     """Delete the group; its segments stay, in no group."""
-    refused = _change(group_id, "delete", service.delete_group)
+    refused = _change(group_id, "delete", groups.delete_group)
     return refused or go(ws_url("ui_groups.index"))
