@@ -29,9 +29,10 @@ from connector.destinations.hubspot import HubSpotDestination
 from connector.migrate import upgrade
 from connector.models import User
 from connector.security import SecretBox
+from connector.syncs.connections import DestinationIn, create_destination
+from connector.syncs.definitions import SyncIn, create_sync
 from connector.syncs.engine import run_sync
 from connector.syncs.retry import RetryPolicy
-from connector.syncs.service import DestinationIn, SyncIn, create_destination, create_sync
 from connector.tenancy import create_company, create_workspace
 from connector.testing.hubspot_sandbox import FaultPlan, HubSpotSandbox
 from connector.testing.scratch import scratch_database

@@ -31,11 +31,9 @@ import multiprocessing
 import os
 import resource
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, literal, select, text, update
@@ -57,6 +55,7 @@ from connector.models.base import JSONType, UTCDateTime
 from connector.security import SecretBox
 from connector.syncs.engine import run_sync
 from connector.tenancy import create_company, create_workspace
+from connector.testing.scratch import scratch_database
 
 TOKEN = "bench-token"
 SECRET_KEY = "bench-secret-key"
@@ -285,7 +284,7 @@ def main() -> None:
     args = parser.parse_args()
     limited = min(args.limited_records, args.users)
 
-    with scratch_database(args.database_url) as url:
+    with scratch_database(args.database_url, prefix="connector_bench_sync") as url:
         upgrade(url)
         measure(args, url, limited)
 
@@ -383,26 +382,6 @@ def measure(args: argparse.Namespace, url: str, limited: int) -> None:
     finally:
         sandbox.stop()
         db.dispose()
-
-
-@contextmanager
-def scratch_database(url: str | None) -> Iterator[str]:
-    """A fresh database: an SQLite file in a temp dir, or a PostgreSQL database created next to ``url``'s."""
-    if url is None or url.startswith("sqlite"):
-        with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
-            yield url or f"sqlite:///{tmp}/bench.db"
-        return
-    import psycopg
-
-    admin = url.replace("postgresql+psycopg://", "postgresql://")
-    name = f"connector_bench_sync_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def log(message: str) -> None:

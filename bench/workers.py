@@ -56,6 +56,7 @@ from connector.models import (
 from connector.operations.settings import OperationsSettings
 from connector.security import SecretBox
 from connector.tenancy import create_company, create_workspace
+from connector.testing.scratch import scratch_database
 from connector.workers.app import worker_queues
 from connector.workers.dispatch import CeleryDispatcher
 
@@ -262,7 +263,10 @@ def main() -> None:
     parser.add_argument("--slow-latency", type=float, default=1.0, help="seconds the slow portal adds per request")
     args = parser.parse_args()
 
-    with scratch_database(args.database_url) as url, tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+    with (
+        scratch_database(args.database_url, prefix="connector_bench_workers") as url,
+        tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp,
+    ):
         upgrade(url)
         db = Database(url)
         portals = [Portal() for _ in range(args.portals)]
@@ -322,26 +326,6 @@ def main() -> None:
                         channel = connection.channel()
             db.dispose()
     print(json.dumps(out))
-
-
-@contextmanager
-def scratch_database(url: str | None) -> Iterator[str]:
-    """A fresh database: an SQLite file in a temp dir, or a PostgreSQL database created next to ``url``'s."""
-    if url is None or url.startswith("sqlite"):
-        with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
-            yield url or f"sqlite:///{tmp}/bench.db"
-        return
-    import psycopg
-
-    admin = url.replace("postgresql+psycopg://", "postgresql://")
-    name = f"connector_bench_workers_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def log(message: str) -> None:

@@ -10,18 +10,20 @@ import click
 from connector.config import Settings
 from connector.errors import InvalidError, ServiceError
 
-# Feature packages contribute their commands through a ``commands`` list in these modules.
-COMMAND_MODULES = (
-    "connector.intake.commands",
-    "connector.segments.commands",
-    "connector.syncs.commands",
-    "connector.sources.commands",
-    "connector.scheduling.commands",
-    "connector.testing.commands",
-    "connector.web.commands",
-    "connector.workers.commands",
-    "connector.operations.commands",
-)
+# Feature packages contribute their commands through a ``commands`` list in these modules, imported only when one
+# of their commands runs (or help lists them): a command pays for its own imports, not for every package's.
+COMMAND_MODULES = {
+    "import": "connector.intake.commands",
+    "segments": "connector.segments.commands",
+    "syncs": "connector.syncs.commands",
+    "destinations": "connector.syncs.commands",
+    "sources": "connector.sources.commands",
+    "scheduler": "connector.scheduling.commands",
+    "hubspot-sandbox": "connector.testing.commands",
+    "member": "connector.web.commands",
+    "worker": "connector.workers.commands",
+    "alerts": "connector.operations.commands",
+}
 
 
 class Context:
@@ -50,6 +52,15 @@ class Refused(click.ClickException):
 
 
 class ConnectorGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMAND_MODULES:
+            for command in importlib.import_module(COMMAND_MODULES[name]).commands:
+                self.add_command(command)
+        return super().get_command(ctx, name)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -215,15 +226,6 @@ def demo(obj: Context, sandbox_url: str) -> None:
 
     seed_demo(obj.db, obj.settings, sandbox_url=sandbox_url, echo=click.echo)
 
-
-def _load_feature_commands() -> None:
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(name)
-        for command in getattr(module, "commands", []):
-            main.add_command(command)
-
-
-_load_feature_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -5,6 +5,8 @@ API tokens (``connector.tenancy``) are unaffected: a password only opens the web
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select
@@ -16,8 +18,13 @@ from connector.models import Member, Workspace
 PASSWORD_MIN = 10
 PASSWORD_MAX = 1_000
 _hasher = PasswordHasher()
-# Verified against when no member has the email, so an unknown email costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when no member has the email, so an unknown email costs as long as a wrong password (made on
+    first use: hashing costs a tenth of a second that no process should pay at start)."""
+    return _hasher.hash("not-a-password-of-anyone")
 
 
 def set_password(session: Session, member: Member, password: str) -> None:
@@ -52,7 +59,7 @@ def authenticate(session: Session, email: str, password: str) -> Member | None:
         )
     )
     if not candidates:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         return None
     for member in candidates:
         if _verify(member.password_hash, password):

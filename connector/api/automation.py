@@ -16,6 +16,7 @@ from flask_openapi3 import APIBlueprint
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
+from connector.api.automation_documents import action_json, action_run_json, enrolment_json, sequence_json
 from connector.api.common import MAX_ID, WorkspacePath, decode_id_cursor, encode_cursor, workspace_blueprint
 from connector.api.context import unit_of_work, workspace_id
 from connector.api.problems import ProblemError, conflict, not_found
@@ -88,7 +89,7 @@ def service_errors(location: str = "body") -> Iterator[None]:
 def list_sequences(path: WorkspacePath):
     """The workspace's sequences (webhook secrets masked)."""
     with unit_of_work() as session:
-        return {"data": [sequences.sequence_json(s) for s in sequences.list_sequences(session, workspace_id())]}
+        return {"data": [sequence_json(s) for s in sequences.list_sequences(session, workspace_id())]}
 
 
 @bp.post("/sequences")
@@ -96,13 +97,13 @@ def create_sequence(path: WorkspacePath, body: sequences.SequenceInput):
     """Create a sequence: channels it sends on, ordered steps with delays, optional signed webhook."""
     with service_errors(), unit_of_work() as session:
         sequence = sequences.save_sequence(session, workspace_id(), body.model_dump(mode="json"), secret_key())
-        return sequences.sequence_json(sequence), 201
+        return sequence_json(sequence), 201
 
 
 @bp.get("/sequences/<int:sequence_id>")
 def get_sequence(path: SequencePath):
     with service_errors(), unit_of_work() as session:
-        return sequences.sequence_json(sequences.get_sequence(session, workspace_id(), path.sequence_id))
+        return sequence_json(sequences.get_sequence(session, workspace_id(), path.sequence_id))
 
 
 @bp.put("/sequences/<int:sequence_id>")
@@ -111,7 +112,7 @@ def update_sequence(path: SequencePath, body: sequences.SequenceInput):
     with service_errors(), unit_of_work() as session:
         sequence = sequences.get_sequence(session, workspace_id(), path.sequence_id)
         data = body.model_dump(mode="json")
-        return sequences.sequence_json(sequences.save_sequence(session, workspace_id(), data, secret_key(), sequence))
+        return sequence_json(sequences.save_sequence(session, workspace_id(), data, secret_key(), sequence))
 
 
 @bp.delete("/sequences/<int:sequence_id>")
@@ -156,20 +157,20 @@ def list_enrolments(path: WorkspacePath, query: EnrolmentQuery):
             limit=query.limit,
         )
     cursor = encode_cursor({"after": found[-1].id}) if len(found) == query.limit else None
-    return {"data": [sequences.enrolment_json(e) for e in found], "next_cursor": cursor}
+    return {"data": [enrolment_json(e) for e in found], "next_cursor": cursor}
 
 
 @bp.get("/enrolments/<int:enrolment_id>")
 def get_enrolment(path: EnrolmentPath):
     with service_errors(), unit_of_work() as session:
-        return sequences.enrolment_json(sequences.get_enrolment(session, workspace_id(), path.enrolment_id))
+        return enrolment_json(sequences.get_enrolment(session, workspace_id(), path.enrolment_id))
 
 
 @bp.post("/enrolments/<int:enrolment_id>/exit")
 def exit_enrolment(path: EnrolmentPath):
     """Take a person out of a sequence now (409 when the enrolment is not active)."""
     with service_errors(), unit_of_work() as session:
-        return sequences.enrolment_json(sequences.exit_enrolment(session, workspace_id(), path.enrolment_id))
+        return enrolment_json(sequences.exit_enrolment(session, workspace_id(), path.enrolment_id))
 
 
 # -- message events -----------------------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def list_segment_actions(path: WorkspacePath):
     """Every segment action of the workspace, with its next run."""
     with unit_of_work() as session:
         actions = segment_actions.list_segment_actions(session, workspace_id())
-        return {"data": [segment_actions.action_json(a, next_segment_action_run(a)) for a in actions]}
+        return {"data": [action_json(a, next_segment_action_run(a)) for a in actions]}
 
 
 @bp.get("/segments/<int:segment_id>/action")
@@ -201,8 +202,8 @@ def get_segment_action(path: SegmentPath):
     """The segment's daily action: enabled, last run, next run, and its latest runs (counts)."""
     with service_errors(), unit_of_work() as session:
         action = segment_actions.get_segment_action(session, workspace_id(), path.segment_id)
-        answer = segment_actions.action_json(action, next_segment_action_run(action))
-        answer["runs"] = [segment_actions.run_json(r) for r in segment_actions.list_runs(session, action)]
+        answer = action_json(action, next_segment_action_run(action))
+        answer["runs"] = [action_run_json(r) for r in segment_actions.list_runs(session, action)]
         return answer
 
 
@@ -212,7 +213,7 @@ def put_segment_action(path: SegmentPath, body: segment_actions.SegmentActionInp
     Who a run enrolled: ``GET .../enrolments?source=segment_action&source_id=<run id>``."""
     with service_errors(), unit_of_work() as session:
         action = segment_actions.put_segment_action(session, workspace_id(), path.segment_id, body.model_dump())
-        answer = segment_actions.action_json(action, next_segment_action_run(action))
+        answer = action_json(action, next_segment_action_run(action))
     notify_sync_changed()
     return answer
 

@@ -6,17 +6,14 @@ Views read as a page (``GET .../views/<id>/rows?cursor=``), a count (``.../count
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
 from flask import Response, stream_with_context
 from flask_openapi3 import APIBlueprint
 from pydantic import BaseModel, Field
 
 from connector.api.automation import secret_key, service_errors
+from connector.api.automation_documents import firing_json, playbook_json, view_json
 from connector.api.common import (
     MAX_ID,
     WorkspacePath,
@@ -69,7 +66,7 @@ class RowsQuery(BaseModel):
 @bp.get("/playbooks")
 def list_playbooks(path: WorkspacePath):
     with unit_of_work() as session:
-        return {"data": [playbooks.playbook_json(p) for p in playbooks.list_playbooks(session, workspace_id())]}
+        return {"data": [playbook_json(p) for p in playbooks.list_playbooks(session, workspace_id())]}
 
 
 @bp.post("/playbooks")
@@ -77,7 +74,7 @@ def create_playbook(path: WorkspacePath, body: PlaybookInput):
     """Create a playbook; an enter/exit playbook fires for membership changes from now on."""
     with service_errors(), unit_of_work() as session:
         playbook = playbooks.save_playbook(session, workspace_id(), body.model_dump(mode="json"), secret_key())
-        answer = playbooks.playbook_json(playbook)
+        answer = playbook_json(playbook)
     notify_sync_changed()
     return answer, 201
 
@@ -85,7 +82,7 @@ def create_playbook(path: WorkspacePath, body: PlaybookInput):
 @bp.get("/playbooks/<int:playbook_id>")
 def get_playbook(path: PlaybookPath):
     with service_errors(), unit_of_work() as session:
-        return playbooks.playbook_json(playbooks.get_playbook(session, workspace_id(), path.playbook_id))
+        return playbook_json(playbooks.get_playbook(session, workspace_id(), path.playbook_id))
 
 
 @bp.put("/playbooks/<int:playbook_id>")
@@ -94,7 +91,7 @@ def update_playbook(path: PlaybookPath, body: PlaybookInput):
     with service_errors(), unit_of_work() as session:
         playbook = playbooks.get_playbook(session, workspace_id(), path.playbook_id)
         data = body.model_dump(mode="json")
-        answer = playbooks.playbook_json(playbooks.save_playbook(session, workspace_id(), data, secret_key(), playbook))
+        answer = playbook_json(playbooks.save_playbook(session, workspace_id(), data, secret_key(), playbook))
     notify_sync_changed()
     return answer
 
@@ -103,7 +100,7 @@ def update_playbook(path: PlaybookPath, body: PlaybookInput):
 def pause_playbook(path: PlaybookPath):
     with service_errors(), unit_of_work() as session:
         playbook = playbooks.get_playbook(session, workspace_id(), path.playbook_id)
-        answer = playbooks.playbook_json(playbooks.set_enabled(session, playbook, False))
+        answer = playbook_json(playbooks.set_enabled(session, playbook, False))
     notify_sync_changed()
     return answer
 
@@ -114,7 +111,7 @@ def resume_playbook(path: PlaybookPath, query: ResumeQuery):
     stopped."""
     with service_errors(), unit_of_work() as session:
         playbook = playbooks.get_playbook(session, workspace_id(), path.playbook_id)
-        answer = playbooks.playbook_json(playbooks.set_enabled(session, playbook, True, catch_up=query.catch_up))
+        answer = playbook_json(playbooks.set_enabled(session, playbook, True, catch_up=query.catch_up))
     notify_sync_changed()
     return answer
 
@@ -134,7 +131,7 @@ def list_firings(path: PlaybookPath, query: FiringQuery):
     with service_errors(), unit_of_work() as session:
         playbook = playbooks.get_playbook(session, workspace_id(), path.playbook_id)
         found = playbooks.list_firings(session, playbook, status=query.status, after=after, limit=query.limit)
-        data = [playbooks.firing_json(f) for f in found]
+        data = [firing_json(f) for f in found]
     cursor = encode_cursor({"after": found[-1].id}) if len(found) == query.limit else None
     return {"data": data, "next_cursor": cursor}
 
@@ -145,26 +142,26 @@ def list_firings(path: PlaybookPath, query: FiringQuery):
 @views_bp.get("/views")
 def list_views(path: WorkspacePath):
     with unit_of_work() as session:
-        return {"data": [views.view_json(v) for v in views.list_views(session, workspace_id())]}
+        return {"data": [view_json(v) for v in views.list_views(session, workspace_id())]}
 
 
 @views_bp.post("/views")
 def create_view(path: WorkspacePath, body: ViewInput):
     with service_errors(), unit_of_work() as session:
-        return views.view_json(views.save_view(session, workspace_id(), body.model_dump(mode="json"))), 201
+        return view_json(views.save_view(session, workspace_id(), body.model_dump(mode="json"))), 201
 
 
 @views_bp.get("/views/<int:view_id>")
 def get_view(path: ViewPath):
     with service_errors(), unit_of_work() as session:
-        return views.view_json(views.get_view(session, workspace_id(), path.view_id))
+        return view_json(views.get_view(session, workspace_id(), path.view_id))
 
 
 @views_bp.put("/views/<int:view_id>")
 def update_view(path: ViewPath, body: ViewInput):
     with service_errors(), unit_of_work() as session:
         view = views.get_view(session, workspace_id(), path.view_id)
-        return views.view_json(views.save_view(session, workspace_id(), body.model_dump(mode="json"), view))
+        return view_json(views.save_view(session, workspace_id(), body.model_dump(mode="json"), view))
 
 
 @views_bp.delete("/views/<int:view_id>")
@@ -198,26 +195,8 @@ def export_view(path: ViewPath):
     with service_errors(), unit_of_work() as session:
         view = views.get_view(session, workspace, path.view_id)
 
-    def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        with database().session() as session:
-            for row in views.export_rows(session, view):
-                writer.writerow([_cell(v) for v in row])
-                if buffer.tell() > 64 * 1024:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
     headers = {"Content-Disposition": f'attachment; filename="view-{view.id}.csv"'}
-    return Response(stream_with_context(generate()), mimetype="text/csv", headers=headers)
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return "" if value is None else value
+    return Response(stream_with_context(views.csv_text(database().session, view)), mimetype="text/csv", headers=headers)
 
 
 def _offset(cursor: str | None) -> int:

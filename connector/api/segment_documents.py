@@ -7,7 +7,7 @@ from typing import Any
 from connector.models import Segment, SegmentGroup
 from connector.segments import manual
 from connector.segments.evaluated import Evaluation
-from connector.segments.evaluation import status_json as evaluation_status_json
+from connector.segments.evaluation import DONE, FAILED, PROGRESS
 
 
 def segment_json(segment: Segment, member_count: int) -> dict[str, Any]:
@@ -63,3 +63,12 @@ def group_json(group: SegmentGroup, segment_count: int) -> dict[str, Any]:
         "hq_origin": hq_origin(group),
         "edited_in_child": group.edited_in_child,
     }
+
+
+def evaluation_status_json(segment: Segment) -> dict[str, Any]:
+    """The evaluation as the API shows it: status, progress (0 to 1) and, when it failed, why."""
+    status = segment.evaluation or DONE
+    document: dict[str, Any] = {"status": status, "progress": PROGRESS.get(status, 1.0)}
+    if status == FAILED:
+        document["error"] = segment.evaluation_error
+    return document

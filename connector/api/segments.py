@@ -1,4 +1,4 @@
-"""Segments and segment groups: definitions, membership, history, preview, explain, manual members, export.
+"""Segments: definitions, membership, history, preview, explain, manual members, export.
 
 Every route is under ``/api/v1/workspaces/<workspace>``. Saving a dynamic definition answers at once with
 ``evaluation: {"status": "pending", "progress": 0}`` and evaluates it on an executor (``GET`` the segment to follow
@@ -9,9 +9,7 @@ type of) a segment that something uses is a 409 listing the users in ``usages``.
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +30,7 @@ from connector.api.common import (
 )
 from connector.api.context import database, unit_of_work, workspace_id
 from connector.api.problems import concurrent_change, invalid, located
-from connector.api.segment_documents import evaluation_json, group_json, members_result_json, segment_json
+from connector.api.segment_documents import evaluation_json, members_result_json, segment_json
 from connector.models import (
     Member,
     Segment,
@@ -40,10 +38,9 @@ from connector.models import (
     SubjectType,
 )
 from connector.scheduling.evaluations import start_evaluation
-from connector.segments import evaluation, groups, hq, manual, reads, service, sharing
+from connector.segments import evaluation, exports, hq, manual, reads, service, sharing
 
 segments_bp = workspace_blueprint("segments", "segments", "/segments")
-groups_bp = workspace_blueprint("segment_groups", "segments", "/segment-groups")
 
 PAGE_MAX = 500
 MAX_EXPORT_ATTRIBUTES = 50
@@ -51,7 +48,7 @@ _ATTRIBUTE_NAME = re.compile(r'\A[^"\\\x00-\x1f\x7f,]{1,100}\Z')
 
 
 def blueprints() -> list[APIBlueprint]:
-    return [segments_bp, groups_bp]
+    return [segments_bp]
 
 
 # -- models ----------------------------------------------------------------------------------------------------------
@@ -63,10 +60,6 @@ class _Body(BaseModel):
 
 class SegmentPath(WorkspacePath):
     segment_id: int = Field(ge=1, le=MAX_ID)
-
-
-class GroupPath(WorkspacePath):
-    group_id: int = Field(ge=1, le=MAX_ID)
 
 
 class EvaluationQuery(BaseModel):
@@ -154,17 +147,6 @@ class UploadCreateQuery(BaseModel):
 
 class CsvUpload(RawModel):
     mimetypes = ["multipart/form-data", "text/csv"]
-
-
-class GroupBody(_Body):
-    name: str = Field(min_length=1, max_length=service.NAME_MAX)
-    description: str = Field("", max_length=service.DESCRIPTION_MAX)
-    sync_to_children: bool = Field(False, description="An HQ workspace: sync it to all child workspaces at once")
-
-
-class GroupUpdate(_Body):
-    name: str | None = Field(None, min_length=1, max_length=service.NAME_MAX)
-    description: str | None = Field(None, max_length=service.DESCRIPTION_MAX)
 
 
 # -- errors ----------------------------------------------------------------------------------------------------------
@@ -372,33 +354,10 @@ def export_members(path: SegmentPath, query: ExportQuery):
         segment_id, subject_type, name = segment.id, segment.subject_type, segment.name
     filename = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:100] or "segment"
     return Response(
-        stream_with_context(_export_rows(segment_id, subject_type, attributes)),
+        stream_with_context(exports.member_csv(unit_of_work, segment_id, subject_type, attributes)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
     )
-
-
-def _export_rows(segment_id: int, subject_type: SubjectType, attributes: list[str]) -> Iterator[str]:
-    identity = [c.key for c in reads.identity_columns(subject_type)[1]]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", *identity, "entered_at", *attributes])
-    yield _drain(buffer)
-    with unit_of_work() as session:
-        for rows in reads.member_chunks(session, segment_id, subject_type):
-            for r in rows:
-                stored = r.attributes if isinstance(r.attributes, dict) else {}
-                identity_values = [getattr(r, k) or "" for k in identity]
-                values = [_csv_value(stored.get(a)) for a in attributes]
-                writer.writerow([r.subject_id, *identity_values, r.entered_at.isoformat(), *values])
-            yield _drain(buffer)
-
-
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
 
 
 def _export_attributes(spec: str | None) -> list[str]:
@@ -411,16 +370,6 @@ def _export_attributes(spec: str | None) -> list[str]:
         if not _ATTRIBUTE_NAME.match(name):
             raise invalid("query.attributes", f"{name[:50]!r} is not an attribute name (1 to 100 characters)")
     return list(dict.fromkeys(names))
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return value
 
 
 def _identity(row) -> dict[str, Any]:
@@ -470,60 +419,6 @@ def subject_history(path: WorkspacePath, query: SubjectHistoryQuery):
 
 def _history_cursor(rows, limit: int) -> str | None:
     return encode_cursor({"before": rows[limit - 1].id}) if len(rows) > limit else None
-
-
-# -- groups ----------------------------------------------------------------------------------------------------------
-
-
-@groups_bp.get("")
-def list_groups(path: WorkspacePath):
-    """The workspace's segment groups, by name, with their number of segments."""
-    with unit_of_work() as session:
-        return {"data": [group_json(grp, n) for grp, n in service.list_groups(session, workspace_id())]}
-
-
-@groups_bp.post("")
-def create_group(path: WorkspacePath, body: GroupBody):
-    """Create a segment group (a folder of segments); ``sync_to_children`` as for segments."""
-    with service_errors(), unit_of_work() as session:
-        group = groups.create_group(session, workspace_id(), body.name, body.description)
-        answer = group_json(group, 0)
-        if body.sync_to_children:
-            answer["hq_sync"] = hq.sync_to_children(
-                session, session.get(Member, g.member.id), g.access, items={"segment_groups": [group.id]}
-            )
-        return answer, 201
-
-
-@groups_bp.get("/<int:group_id>")
-def get_group(path: GroupPath):
-    """One group with its segments."""
-    with service_errors(), unit_of_work() as session:
-        group = service.get_group(session, workspace_id(), path.group_id)
-        segments = service.list_segments(session, workspace_id(), group_id=group.id)
-        counts = service.member_counts(session, [s.id for s in segments])
-        return {**group_json(group, len(segments)), "segments": [segment_json(s, counts[s.id]) for s in segments]}
-
-
-@groups_bp.patch("/<int:group_id>")
-def rename_group(path: GroupPath, body: GroupUpdate):
-    """Rename and/or describe a group."""
-    given = {name: getattr(body, name) for name in body.model_fields_set}
-    for name, value in given.items():
-        if value is None:
-            raise invalid(f"body.{name}", "must not be null")
-    with service_errors(), unit_of_work() as session:
-        group = groups.update_group(session, service.get_group(session, workspace_id(), path.group_id), **given)
-        count = len(service.list_segments(session, workspace_id(), group_id=group.id))
-        return group_json(group, count)
-
-
-@groups_bp.delete("/<int:group_id>")
-def delete_group(path: GroupPath):
-    """Delete a group; its segments stay, outside any group."""
-    with service_errors(), unit_of_work() as session:
-        service.delete_group(session, service.get_group(session, workspace_id(), path.group_id))
-    return "", 204
 
 
 def _document_csv_bodies() -> None:

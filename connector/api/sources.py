@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from connector.api.common import MAX_ID, WorkspacePath, workspace_blueprint
 from connector.api.context import database, unit_of_work, workspace_id
 from connector.api.problems import ProblemError, conflict, not_found
+from connector.api.source_documents import model_json, source_json, source_run_json
 from connector.errors import ConflictError, InvalidError, NotFoundError
 from connector.scheduling import notify_sync_changed
 from connector.scheduling.dispatch import SOURCE_RUN_JOB
@@ -86,14 +87,14 @@ def _service_errors() -> Iterator[None]:
 def list_sources(path: WorkspacePath):
     """The workspace's sources; URLs with their passwords masked."""
     with unit_of_work() as session:
-        return {"data": [service.source_json(s) for s in service.list_sources(session, workspace_id())]}
+        return {"data": [source_json(s) for s in service.list_sources(session, workspace_id())]}
 
 
 @bp.post("")
 def create_source(path: WorkspacePath, body: SourceIn):
     """Create a source from a SQLAlchemy URL (stored encrypted) and an optional schedule."""
     with _service_errors(), unit_of_work() as session:
-        answer = service.source_json(service.create_source(session, workspace_id(), _box(), body))
+        answer = source_json(service.create_source(session, workspace_id(), _box(), body))
     notify_sync_changed()  # the scheduler reconciles source jobs with sync jobs
     return answer, 201
 
@@ -101,14 +102,14 @@ def create_source(path: WorkspacePath, body: SourceIn):
 @bp.get("/<int:source_id>")
 def get_source(path: SourcePath):
     with _service_errors(), unit_of_work() as session:
-        return service.source_json(service.get_source(session, workspace_id(), path.source_id))
+        return source_json(service.get_source(session, workspace_id(), path.source_id))
 
 
 @bp.patch("/<int:source_id>")
 def update_source(path: SourcePath, body: SourcePatch):
     """Rename, re-point (a URL whose password is the mask keeps the stored one), reschedule, enable or disable."""
     with _service_errors(), unit_of_work() as session:
-        answer = service.source_json(service.update_source(session, workspace_id(), path.source_id, _box(), body))
+        answer = source_json(service.update_source(session, workspace_id(), path.source_id, _box(), body))
     notify_sync_changed()
     return answer
 
@@ -136,20 +137,20 @@ def check_source(path: SourcePath):
 @bp.get("/<int:source_id>/models")
 def list_models(path: SourcePath):
     with _service_errors(), unit_of_work() as session:
-        return {"data": [service.model_json(m) for m in service.list_models(session, workspace_id(), path.source_id)]}
+        return {"data": [model_json(m) for m in service.list_models(session, workspace_id(), path.source_id)]}
 
 
 @bp.post("/<int:source_id>/models")
 def create_model(path: SourcePath, body: ModelIn):
     """Add a model: a SELECT mapped to users, accounts, account links, events or object records."""
     with _service_errors(), unit_of_work() as session:
-        return service.model_json(service.create_model(session, workspace_id(), path.source_id, body)), 201
+        return model_json(service.create_model(session, workspace_id(), path.source_id, body)), 201
 
 
 @bp.get("/<int:source_id>/models/<int:model_id>")
 def get_model(path: ModelPath):
     with _service_errors(), unit_of_work() as session:
-        return service.model_json(service.get_model(session, workspace_id(), path.source_id, path.model_id))
+        return model_json(service.get_model(session, workspace_id(), path.source_id, path.model_id))
 
 
 @bp.patch("/<int:source_id>/models/<int:model_id>")
@@ -157,7 +158,7 @@ def update_model(path: ModelPath, body: ModelPatch):
     """Change a model; a new query or cursor column starts its cursor over."""
     with _service_errors(), unit_of_work() as session:
         model = service.update_model(session, workspace_id(), path.source_id, path.model_id, body)
-        return service.model_json(model)
+        return model_json(model)
 
 
 @bp.delete("/<int:source_id>/models/<int:model_id>")
@@ -195,7 +196,7 @@ def start_run(path: ModelPath, query: RunStartQuery):
         threading.Thread(target=execute_run, args=(db, prepared), name=f"source-run-{prepared.run_id}").start()
     with unit_of_work() as session:
         run = service.get_run(session, workspace_id(), path.source_id, path.model_id, prepared.run_id)
-        return service.run_json(run, service.run_errors(session, run.id)), 200 if query.wait else 202
+        return source_run_json(run, service.run_errors(session, run.id)), 200 if query.wait else 202
 
 
 @bp.get("/<int:source_id>/models/<int:model_id>/runs")
@@ -203,7 +204,7 @@ def list_runs(path: ModelPath, query: RunListQuery):
     """The model's runs, newest first."""
     with _service_errors(), unit_of_work() as session:
         runs = service.list_runs(session, workspace_id(), path.source_id, path.model_id, query.limit, query.before)
-        return {"data": [service.run_json(r) for r in runs]}
+        return {"data": [source_run_json(r) for r in runs]}
 
 
 @bp.get("/<int:source_id>/models/<int:model_id>/runs/<int:run_id>")
@@ -211,4 +212,4 @@ def get_run(path: RunPath):
     """One run with its counts and its invalid rows (key and reason; the first 1,000)."""
     with _service_errors(), unit_of_work() as session:
         run = service.get_run(session, workspace_id(), path.source_id, path.model_id, path.run_id)
-        return service.run_json(run, service.run_errors(session, run.id))
+        return source_run_json(run, service.run_errors(session, run.id))

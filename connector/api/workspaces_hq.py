@@ -171,6 +171,6 @@ def evaluations(path: SegmentPath):
 def move_segments(path: GroupPath, body: MoveBody):
     """Move segments into this group (from wherever they were) and out of it (ungrouped)."""
     with service_errors(), unit_of_work() as session:
-        group = service.get_group(session, workspace_id(), path.group_id)
+        group = groups.get_group(session, workspace_id(), path.group_id)
         moved: dict[str, Any] = groups.move_segments(session, group, add=body.add, remove=body.remove)
         return moved

@@ -12,8 +12,10 @@ from sqlalchemy.orm import Session
 
 from connector.errors import ConflictError, InvalidError
 from connector.models import Channel, Segment, SubjectType
-from connector.segments.conditions import ConditionError, Node, parse_conditions, referenced_segment_ids
-from connector.segments.conditions import validate_references as _validate_references
+from connector.segments.conditions import ConditionError, Node
+from connector.segments.trees import referenced_segment_ids
+from connector.segments.validation import parse_conditions
+from connector.segments.validation import validate_references as _validate_references
 
 CHANNELS = tuple(c.value for c in Channel)
 MAX_NAME = 200

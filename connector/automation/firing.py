@@ -50,8 +50,8 @@ from connector.models import (
 )
 from connector.security import SecretBox
 from connector.segments.compiler import compile_condition
-from connector.segments.conditions import parse_conditions
 from connector.segments.incremental import apply_changes
+from connector.segments.validation import parse_conditions
 from connector.syncs import run_sync
 
 log = logging.getLogger("connector.automation")

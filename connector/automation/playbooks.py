@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from connector.automation.common import check_text, condition_tree, hq_origin, name_taken, parsed
+from connector.automation.common import check_text, condition_tree, name_taken, parsed
 from connector.automation.schedule import check_cron
 from connector.automation.sequences import check_channel, get_sequence
 from connector.errors import InvalidError, NotFoundError
@@ -46,7 +46,9 @@ from connector.models import (
     utcnow,
 )
 from connector.security import SecretBox
-from connector.segments.conditions import AttributeCondition, SegmentCondition, TagCondition, parse_conditions, walk
+from connector.segments.conditions import AttributeCondition, SegmentCondition, TagCondition
+from connector.segments.trees import walk
+from connector.segments.validation import parse_conditions
 
 MASK = "********"
 MAX_ACTIONS = 10
@@ -281,23 +283,6 @@ def delete_playbook(session: Session, playbook: Playbook) -> None:
     session.flush()
 
 
-def playbook_json(playbook: Playbook) -> dict[str, Any]:
-    return {
-        "id": playbook.id,
-        "name": playbook.name,
-        "subject_type": playbook.subject_type.value,
-        "trigger": playbook.trigger,
-        "conditions": playbook.conditions,
-        "actions": playbook.actions,
-        "enabled": playbook.enabled,
-        "cursor": playbook.cursor,
-        "hq_origin": hq_origin(playbook),
-        "edited_in_child": playbook.edited_in_child,
-        "created_at": playbook.created_at,
-        "updated_at": playbook.updated_at,
-    }
-
-
 def list_firings(
     session: Session, playbook: Playbook, *, status: str | None = None, after: int | None = None, limit: int = 100
 ) -> list[PlaybookFiring]:
@@ -307,19 +292,3 @@ def list_firings(
     if after is not None:
         query = query.where(PlaybookFiring.id > after)
     return list(session.scalars(query.order_by(PlaybookFiring.id).limit(limit)))
-
-
-def firing_json(firing: PlaybookFiring) -> dict[str, Any]:
-    return {
-        "id": firing.id,
-        "subject_id": firing.subject_id,
-        "trigger": firing.trigger,
-        "trigger_ref": firing.trigger_ref,
-        "triggered_at": firing.triggered_at,
-        "status": firing.status.value,
-        "attempts": firing.attempts,
-        "results": firing.results,
-        "error": firing.error,
-        "created_at": firing.created_at,
-        "finished_at": firing.finished_at,
-    }

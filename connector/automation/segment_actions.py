@@ -39,7 +39,7 @@ class SegmentActionInput(BaseModel):
 
 
 def schedule_of(action: SegmentAction) -> dict[str, str]:
-    """The action's schedule in the scheduler's cron form (``connector.scheduling.triggers``)."""
+    """The action's schedule in the scheduler's cron form (``connector.schedules``)."""
     hour, minute = action.time.split(":")
     return {"kind": "cron", "expression": f"{int(minute)} {int(hour)} * * *", "timezone": action.timezone}
 
@@ -148,27 +148,3 @@ def list_runs(session: Session, action: SegmentAction, limit: int = 30) -> list[
         .limit(limit)
     )
     return list(session.scalars(query))
-
-
-def action_json(action: SegmentAction, next_run_at: datetime | None) -> dict[str, Any]:
-    return {
-        "id": action.id,
-        "segment_id": action.segment_id,
-        "sequence_id": action.sequence_id,
-        "time": action.time,
-        "timezone": action.timezone,
-        "fallback_channel": action.fallback_channel,
-        "enabled": action.enabled,
-        "last_run_at": action.last_run_at,
-        "next_run_at": next_run_at,
-    }
-
-
-def run_json(run: SegmentActionRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "run_date": run.run_date,
-        "started_at": run.started_at,
-        "enrolled": run.enrolled,
-        "already_enrolled": run.already_enrolled,
-    }

@@ -100,20 +100,6 @@ def delete_sequence(session: Session, sequence: Sequence) -> None:
     session.flush()
 
 
-def sequence_json(sequence: Sequence) -> dict[str, Any]:
-    return {
-        "id": sequence.id,
-        "name": sequence.name,
-        "description": sequence.description,
-        "channels": sequence.channels,
-        "steps": sequence.steps,
-        "webhook_url": sequence.webhook_url,
-        "webhook_secret": "********" if sequence.secrets_encrypted else None,
-        "created_at": sequence.created_at,
-        "updated_at": sequence.updated_at,
-    }
-
-
 # -- enrolling --------------------------------------------------------------------------------------------------
 
 
@@ -212,22 +198,6 @@ def list_enrolments(
     if after is not None:
         query = query.where(Enrolment.id > after)
     return list(session.scalars(query.order_by(Enrolment.id).limit(limit)))
-
-
-def enrolment_json(enrolment: Enrolment) -> dict[str, Any]:
-    return {
-        "id": enrolment.id,
-        "sequence_id": enrolment.sequence_id,
-        "user_id": enrolment.user_id,
-        "channel": enrolment.channel,
-        "state": enrolment.state.value,
-        "source": enrolment.source,
-        "source_id": enrolment.source_id,
-        "next_step": enrolment.next_step,
-        "next_step_at": enrolment.next_step_at,
-        "enrolled_at": enrolment.enrolled_at,
-        "ended_at": enrolment.ended_at,
-    }
 
 
 # -- steps ------------------------------------------------------------------------------------------------------

@@ -11,7 +11,11 @@ The cursor is the position after the page (stable while the data does not change
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,12 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from connector.automation.common import check_text, condition_tree, hq_origin, name_taken, parsed
+from connector.automation.common import check_text, condition_tree, name_taken, parsed
 from connector.computed import computed_properties
 from connector.errors import InvalidError, NotFoundError
 from connector.models import Account, ComputedValue, SubjectType, User, View, utcnow
 from connector.segments.compiler import compile_condition
-from connector.segments.conditions import parse_conditions
+from connector.segments.validation import parse_conditions
 
 FIELDS = {
     SubjectType.USER: ("id", "external_id", "email", "default_channel", "created_at"),
@@ -102,21 +106,6 @@ def delete_view(session: Session, view: View) -> None:
     session.flush()
 
 
-def view_json(view: View) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "name": view.name,
-        "subject_type": view.subject_type.value,
-        "conditions": view.conditions,
-        "columns": view.columns,
-        "sort": view.sort,
-        "hq_origin": hq_origin(view),
-        "edited_in_child": view.edited_in_child,
-        "created_at": view.created_at,
-        "updated_at": view.updated_at,
-    }
-
-
 def _matching(view: View, now: datetime) -> Select:
     subject_type = SubjectType(view.subject_type)
     node = parse_conditions(view.conditions, subject_type)
@@ -173,3 +162,25 @@ def export_rows(session: Session, view: View, now: datetime | None = None) -> It
 
 def _as_dict(view: View, row) -> dict[str, Any]:
     return {column: row[i] for i, column in enumerate(view.columns)}
+
+
+def csv_text(open_session: Callable[[], AbstractContextManager[Session]], view: View) -> Iterator[str]:
+    """The view's rows as CSV text in pieces of about 64 KB (JSON values such as ``Segments`` written as JSON), read
+    in a session ``open_session`` opens (held while the export streams)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with open_session() as session:
+        for row in export_rows(session, view):
+            writer.writerow([cell_text(v) for v in row])
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
+
+
+def cell_text(value: Any) -> Any:
+    """A value as a view's page and CSV show it: JSON for objects and lists, empty for none."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else value

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from connector.destinations.base import ConfigError
-from connector.destinations.hubspot import HubSpotDestination, _Refused
+from connector.destinations.hubspot import HubSpotDestination
+from connector.destinations.hubspot_wire import Refused
 
 MAX_ASSOCIATION_BATCH = 1000  # HubSpot takes up to 2,000 inputs a request
 CONTACT_TO_COMPANY = 279
@@ -47,7 +48,7 @@ class HubSpotAssociations:
         body = m.BatchInputPublicAssociationMultiPost(inputs=inputs)
         try:
             answer = self.destination._call(self._batch.create, "contacts", "companies", body, raw=True)
-        except _Refused as exc:
+        except Refused as exc:
             raise ConfigError(f"HubSpot refused to associate contacts with companies: {exc.message}") from exc
         missing = {str(i) for error in answer.get("errors") or [] for i in (error.get("context") or {}).get("ids", [])}
         return {(c, a) for c, a in pairs if c in missing or a in missing}

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from connector.destinations.base import ConfigError
-from connector.destinations.hubspot import HubSpotDestination, _Refused
+from connector.destinations.hubspot import HubSpotDestination
+from connector.destinations.hubspot_wire import Refused
 
 # HubSpot takes up to 100,000 record ids in one membership change; a smaller batch keeps acknowledgement granular.
 MAX_MEMBERSHIP_BATCH = 10_000
@@ -51,7 +52,7 @@ class HubSpotLists:
         )
         try:
             answer = self.destination._call(self._lists.create, request, raw=True)
-        except _Refused as exc:
+        except Refused as exc:
             if exc.status == 409:  # created meanwhile (a retried create that landed): take it
                 found = self.find(name)
                 if found is not None:
@@ -62,7 +63,7 @@ class HubSpotLists:
     def find(self, name: str) -> str | None:
         try:
             answer = self.destination._call(self._lists.get_by_name, name, self.object_type_id, raw=True)
-        except _Refused as exc:
+        except Refused as exc:
             if exc.status == 404:
                 return None
             raise ConfigError(f"HubSpot refused to look up the list {name!r}: {exc.message}") from exc
@@ -71,7 +72,7 @@ class HubSpotLists:
     def rename(self, list_id: str, name: str) -> None:
         try:
             self.destination._call(self._lists.update_name, list_id, list_name=name, raw=True)
-        except _Refused as exc:
+        except Refused as exc:
             raise ConfigError(f"HubSpot refused to rename list {list_id} to {name!r}: {exc.message}") from exc
 
     def add(self, list_id: str, record_ids: Sequence[str]) -> list[str]:
@@ -87,7 +88,7 @@ class HubSpotLists:
             raise ValueError(f"at most {MAX_MEMBERSHIP_BATCH} record ids per membership change")
         try:
             return self.destination._call(method, list_id, list(record_ids), raw=True)
-        except _Refused as exc:
+        except Refused as exc:
             raise ConfigError(f"HubSpot refused to change the members of list {list_id}: {exc.message}") from exc
 
     def members(self, list_id: str) -> Iterator[str]:

@@ -58,7 +58,7 @@ class Segment(Base):
     # The validated condition tree (dynamic segments); null for manual ones.
     conditions: Mapped[dict[str, Any] | None] = mapped_column()
     # Derived from the conditions when saved, so the engine picks the segments a change concerns without parsing:
-    # the change kinds they read (``connector.segments.conditions.dependencies``), whether time alone moves them,
+    # the change kinds they read (``connector.segments.trees.dependencies``), whether time alone moves them,
     # and their smallest relative time unit in seconds (the sliding-window refresh cadence).
     dependencies: Mapped[list[Any]] = mapped_column(default=list, server_default=text("'[]'"))
     is_time_relative: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -1,6 +1,6 @@
 """Condition trees compiled to one SQL query of matching subject ids.
 
-``compile_condition`` turns a validated tree (``connector.segments.conditions.parse_conditions``) into
+``compile_condition`` turns a validated tree (``connector.segments.validation.parse_conditions``) into
 ``SELECT users.id AS subject_id FROM users WHERE users.workspace_id = :ws AND <predicate>`` (or the same over
 ``accounts``). It is pure: no session, no I/O; run the result wherever a selectable fits (``IN``, ``INSERT …
 SELECT``, ``EXCEPT``).
@@ -39,56 +39,38 @@ values computed from it, so evaluating again later with another ``now`` slides t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     FromClause,
     Select,
-    Table,
     and_,
-    bindparam,
-    case,
-    false,
     func,
-    literal,
     literal_column,
     not_,
     select,
     true,
 )
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.elements import BindParameter
 
 from connector.models import (
-    Account,
-    AccountTag,
-    AccountUser,
-    Device,
-    Event,
     EventKind,
-    MessageEvent,
-    ObjectRecord,
-    ObjectType,
-    Platform,
-    Segment,
-    SegmentMembership,
-    SegmentShare,
     SubjectType,
-    User,
-    UserTag,
 )
 from connector.segments import sqlfuncs
+from connector.segments.comparisons import (
+    Operand,
+    compile_comparison,
+)
 from connector.segments.conditions import (
     AccountSegmentCondition,
     AttributeCondition,
-    Comparison,
     Count,
     DeviceCondition,
-    Duration,
     EventCondition,
     Group,
     MessageCondition,
@@ -100,103 +82,27 @@ from connector.segments.conditions import (
     TagCondition,
     UsersCondition,
     Window,
-    parse_date,
 )
-
-USERS = User.__table__
-ACCOUNTS = Account.__table__
-ACCOUNT_USERS = AccountUser.__table__
-USER_TAGS = UserTag.__table__
-ACCOUNT_TAGS = AccountTag.__table__
-EVENTS = Event.__table__
-DEVICES = Device.__table__
-OBJECTS = ObjectRecord.__table__
-OBJECT_TYPES = ObjectType.__table__
-SEGMENTS = Segment.__table__
-MEMBERSHIPS = SegmentMembership.__table__
-SHARES = SegmentShare.__table__
-# The device ids that match across workspaces: IDFV on iOS, Android ID on Android (a web id is per site).
-MATCHING_PLATFORMS = (Platform.IOS, Platform.ANDROID)
-MESSAGE_EVENTS = MessageEvent.__table__
-
-SubjectIds = Select | Iterable[int] | None
-
-
-class Aliases:
-    """Aliases of tables for one query: the n-th use of a table in the query gets its n-th alias (``events_2``).
-
-    The alias objects are made once per (table, n) and shared by every query: making one (its column collection)
-    cost more than the rest of compiling a condition, and evaluation after an ingestion compiles a dozen."""
-
-    _made: ClassVar[dict[tuple[str, int], FromClause]] = {}
-
-    def __init__(self) -> None:
-        self._used: dict[str, int] = {}
-
-    def __call__(self, table: Table) -> FromClause:
-        n = self._used[table.name] = self._used.get(table.name, 0) + 1
-        alias = self._made.get((table.name, n))
-        if alias is None:
-            alias = self._made[(table.name, n)] = table.alias(f"{table.name}_{n}")
-        return alias
-
-
-class LateValues:
-    """The values of a query built once and run many times (``compile_condition(late=...)``): the subject ids and
-    the instants that move with ``now`` are named parameters, and ``params`` gives their values for another run.
-
-    Building a condition's query and SQLAlchemy's cache key for it cost more than running it for one subject; the
-    evaluation after an ingestion reuses the query of each segment this way."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.ids_key: str | None = None
-        self.ago: dict[str, timedelta] = {}
-
-    def ids(self, ids: list[int]) -> BindParameter:
-        self.ids_key = f"{self.prefix}ids"
-        return bindparam(self.ids_key, ids, expanding=True)
-
-    def instant(self, delta: timedelta, value: datetime, type_) -> BindParameter:
-        key = f"{self.prefix}t{len(self.ago)}"
-        self.ago[key] = delta
-        return bindparam(key, value, type_=type_)
-
-    def params(self, now: datetime, ids: list[int]) -> dict[str, Any]:
-        now = as_utc(now)
-        values: dict[str, Any] = {key: now - delta for key, delta in self.ago.items()}
-        if self.ids_key is not None:
-            values[self.ids_key] = ids
-        return values
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a predicate is about: the subject table (or its alias) and the query's constants."""
-
-    subject_type: SubjectType
-    subject: FromClause
-    workspace_id: int
-    now: datetime
-    # The subject ids this query is restricted to (a list or a SELECT), repeated inside grouped sub-queries.
-    restriction: Select | list[int] | BindParameter | None = None
-    # How many groups deep the predicate being built sits in its query text (see compile_predicate).
-    depth: int = 0
-    # The query's table aliases (shared by every scope of one query).
-    alias: Aliases = field(default_factory=Aliases)
-    # Set when the query is built for reuse (shared by every scope of one query).
-    late: LateValues | None = None
-
-    def ago(self, delta: timedelta, type_=None) -> Any:
-        """``now - delta`` as a value to compare with (a parameter of the query when it is built for reuse)."""
-        value = self.now - delta
-        if self.late is not None:
-            return self.late.instant(delta, value, type_)
-        return value if type_ is None else literal(value, type_)
-
-    @property
-    def subject_id(self) -> ColumnElement:
-        return self.subject.c.id
+from connector.segments.scope import (
+    ACCOUNT_TAGS,
+    ACCOUNT_USERS,
+    ACCOUNTS,
+    DEVICES,
+    EVENTS,
+    MATCHING_PLATFORMS,
+    MEMBERSHIPS,
+    MESSAGE_EVENTS,
+    OBJECT_TYPES,
+    OBJECTS,
+    SEGMENTS,
+    SHARES,
+    USER_TAGS,
+    USERS,
+    LateValues,
+    Scope,
+    SubjectIds,
+    as_utc,
+)
 
 
 def compile_condition(
@@ -225,10 +131,6 @@ def compile_condition(
     if scope.restriction is not None:
         query = query.where(subject.c.id.in_(scope.restriction))
     return query.where(compile_predicate(node, scope))
-
-
-def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _restriction(subject_ids: SubjectIds) -> Select | list[int] | None:
@@ -272,102 +174,6 @@ def _hoisted(node: Group, scope: Scope) -> ColumnElement[bool]:
         query = query.where(subject.c.id.in_(scope.restriction))
     matched = query.cte()
     return select(literal_column("1")).select_from(matched).where(matched.c.subject_id == scope.subject_id).exists()
-
-
-# -- attributes ----------------------------------------------------------------------------------------------------
-
-
-class Operand:
-    """Where a compared value lives: a JSON key of a document column, or a built-in column."""
-
-    def __init__(self, doc: ColumnElement | None = None, key: str | None = None, column=None) -> None:
-        self.doc, self.key, self.column = doc, key, column
-
-    def present(self) -> ColumnElement[bool]:
-        if self.column is not None:
-            return self.column.is_not(None)
-        return sqlfuncs.json_type_is(self.doc, self.key, "present")
-
-    def is_boolean(self, value: bool) -> ColumnElement[bool]:
-        return sqlfuncs.json_type_is(self.doc, self.key, "true" if value else "false")
-
-    def typed(self, value_type: str) -> ColumnElement:
-        """The value when it has ``value_type``, else NULL."""
-        if self.column is not None:
-            return self.column
-        if value_type == "date":
-            return sqlfuncs.json_timestamp(self.doc, self.key)
-        if value_type == "number":
-            guard, value = sqlfuncs.json_type_is(self.doc, self.key, "number"), sqlfuncs.json_number(self.doc, self.key)
-        else:
-            guard, value = sqlfuncs.json_type_is(self.doc, self.key, "string"), sqlfuncs.json_text(self.doc, self.key)
-        return case((guard, value))
-
-
-COMPARISONS: dict[str, Callable[[ColumnElement, Any], ColumnElement[bool]]] = {
-    "eq": lambda x, v: x == v,
-    "ne": lambda x, v: x != v,
-    "contains": lambda x, v: sqlfuncs.text_contains(x, v),
-    "not_contains": lambda x, v: not_(sqlfuncs.text_contains(x, v)),
-    "starts_with": lambda x, v: sqlfuncs.text_starts_with(x, v),
-    "ends_with": lambda x, v: sqlfuncs.text_ends_with(x, v),
-    "in": lambda x, v: x.in_(v),
-    "not_in": lambda x, v: x.not_in(v),
-    "gt": lambda x, v: x > v,
-    "gte": lambda x, v: x >= v,
-    "lt": lambda x, v: x < v,
-    "lte": lambda x, v: x <= v,
-    "between": lambda x, v: x.between(*v),
-    "before": lambda x, v: x < v,
-    "after": lambda x, v: x > v,
-    "within_last": lambda x, v: x.between(*v),
-    "more_than_ago": lambda x, v: x < v,
-}
-
-
-def compile_comparison(operand: Operand, node: Comparison, scope: Scope) -> ColumnElement[bool]:
-    """One attribute/property/field test, two-valued: a missing or differently typed value is false."""
-    if node.operator == "exists":
-        return operand.present()
-    if node.operator == "not_exists":
-        return not_(operand.present())
-    if node.value_type == "boolean":
-        return operand.is_boolean(node.value if node.operator == "eq" else not node.value)
-    typed = operand.typed(node.value_type)
-    if node.operator in ("within_last", "more_than_ago"):
-        # Relative to now: the attribute's stored JSON text is compared as a timestamp, a column as itself.
-        type_ = sqlfuncs.AttributeTimestamp() if operand.column is None else None
-        delta = Duration.model_validate(node.value).as_timedelta()
-        if node.operator == "within_last":
-            value = (scope.ago(delta, type_), scope.ago(timedelta(0), type_))
-        else:
-            value = scope.ago(delta, type_)
-        return func.coalesce(COMPARISONS[node.operator](typed, value), false())
-    value = _bound_value(node)
-    if operand.column is None and node.value_type in ("date", "number"):
-        value = _bind(value, sqlfuncs.AttributeTimestamp() if node.value_type == "date" else sqlfuncs.AttributeNumber())
-    return func.coalesce(COMPARISONS[node.operator](typed, value), false())
-
-
-def _bound_value(node: Comparison) -> Any:
-    """The condition's value as Python: a pair (tuple) for ranges, a list for ``in``, datetimes for dates."""
-    value = node.value
-    if node.value_type == "date":
-        value = [_millis(parse_date(v)) for v in value] if isinstance(value, list) else _millis(parse_date(value))
-    return tuple(value) if node.operator == "between" else value
-
-
-def _millis(value: datetime) -> datetime:
-    # SQLite's date functions keep milliseconds; every backend compares at that precision.
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-def _bind(value: Any, type_) -> Any:
-    if isinstance(value, tuple):
-        return tuple(literal(v, type_) for v in value)
-    if isinstance(value, list):
-        return bindparam(None, value, type_=type_, expanding=True)
-    return literal(value, type_)
 
 
 def _attribute(node: AttributeCondition, scope: Scope) -> ColumnElement[bool]:

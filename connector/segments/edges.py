@@ -49,10 +49,10 @@ from connector.segments.conditions import (
     ObjectCondition,
     PageViewCondition,
     Window,
-    parse_conditions,
-    walk,
 )
 from connector.segments.run import evaluate_subjects, refresh_segments
+from connector.segments.trees import walk
+from connector.segments.validation import parse_conditions
 
 # How often the scheduler follows window edges: membership follows an edge within this plus one evaluation.
 EDGE_INTERVAL = timedelta(seconds=30)

@@ -21,8 +21,9 @@ from connector.models import (
     SegmentMembershipEvent,
     SubjectType,
 )
-from connector.segments.conditions import Node, parse_conditions, shared_condition
+from connector.segments.conditions import Node, shared_condition
 from connector.segments.ordering import references_in
+from connector.segments.validation import parse_conditions
 
 MEMBERS = SegmentMembership.__table__
 SEGMENTS = Segment.__table__

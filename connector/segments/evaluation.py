@@ -22,20 +22,20 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connector.db import Database
 from connector.models import Segment, SubjectType
-from connector.segments.conditions import AccountSegmentCondition, Node, SegmentCondition, walk
+from connector.segments.conditions import AccountSegmentCondition, Node, SegmentCondition
 from connector.segments.run import refresh_segments
+from connector.segments.trees import walk
 
 log = logging.getLogger(__name__)
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
-_PROGRESS = {PENDING: 0.0, RUNNING: 0.5, DONE: 1.0, FAILED: 1.0}
+PROGRESS = {PENDING: 0.0, RUNNING: 0.5, DONE: 1.0, FAILED: 1.0}
 
 # One evaluation at a time per process: each is a full refresh that already uses the database's parallelism.
 _executor: ThreadPoolExecutor | None = None
@@ -56,15 +56,6 @@ def mark_evaluated(session: Session, workspace_id: int, segment_ids: list[int] |
         stmt = stmt.where(Segment.id.in_(segment_ids))
     values = {"evaluation": DONE, "evaluation_error": None, "updated_at": Segment.updated_at}
     session.execute(stmt.values(**values).execution_options(synchronize_session=False))
-
-
-def status_json(segment: Segment) -> dict[str, Any]:
-    """The evaluation as the API shows it: status, progress (0 to 1) and, when it failed, why."""
-    status = segment.evaluation or DONE
-    document: dict[str, Any] = {"status": status, "progress": _PROGRESS.get(status, 1.0)}
-    if status == FAILED:
-        document["error"] = segment.evaluation_error
-    return document
 
 
 def submit(db: Database, workspace_id: int, segment_id: int) -> Future:

@@ -16,18 +16,6 @@ from sqlalchemy.orm import Session
 
 from connector.models import SubjectType
 from connector.segments.compiler import (
-    ACCOUNT_TAGS,
-    ACCOUNT_USERS,
-    ACCOUNTS,
-    DEVICES,
-    EVENTS,
-    MEMBERSHIPS,
-    MESSAGE_EVENTS,
-    OBJECTS,
-    USER_TAGS,
-    USERS,
-    Scope,
-    as_utc,
     compile_condition,
     compile_predicate,
     device_clauses,
@@ -51,6 +39,20 @@ from connector.segments.conditions import (
     SegmentCondition,
     TagCondition,
     UsersCondition,
+)
+from connector.segments.scope import (
+    ACCOUNT_TAGS,
+    ACCOUNT_USERS,
+    ACCOUNTS,
+    DEVICES,
+    EVENTS,
+    MEMBERSHIPS,
+    MESSAGE_EVENTS,
+    OBJECTS,
+    USER_TAGS,
+    USERS,
+    Scope,
+    as_utc,
 )
 from connector.segments.typecheck import mismatch
 

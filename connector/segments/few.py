@@ -34,9 +34,10 @@ from connector.models import (
     MembershipChange,
 )
 from connector.models.base import UTCDateTime
-from connector.segments.compiler import LateValues, compile_condition
+from connector.segments.compiler import compile_condition
 from connector.segments.conditions import Node
 from connector.segments.evaluated import HISTORY, MEMBERS, SegmentRow, segment_node
+from connector.segments.scope import LateValues
 
 # The queries of ``_diff_few`` by workspace and segment definitions (nodes from ``parsed_conditions``, which hands
 # back the same node for the same definition): (nodes, query, late values of each segment).

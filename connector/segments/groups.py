@@ -1,5 +1,5 @@
-"""Segment groups: describe, rename, and move segments in and out (creating, listing and deleting a group are in
-``service``; deleting a group keeps its segments, ungrouped).
+"""Segment groups: list, create, describe, rename and delete them (deleting a group keeps its segments, ungrouped),
+and move segments in and out.
 
 A group synced from HQ (``hq_item_id`` set) is marked ``edited_in_child`` when this workspace renames or describes
 it, so an HQ sync "only where missing" keeps the edit and "update existing" overrides it.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connector.errors import InvalidError
@@ -19,10 +19,58 @@ from connector.segments import service
 _UNSET: Any = object()
 
 
+def list_groups(session: Session, workspace_id: int) -> list[tuple[SegmentGroup, int]]:
+    """The workspace's groups with their number of segments."""
+    counts = (
+        select(Segment.group_id, func.count().label("n"))
+        .where(Segment.workspace_id == workspace_id)
+        .group_by(Segment.group_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(SegmentGroup, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.group_id == SegmentGroup.id)
+        .where(SegmentGroup.workspace_id == workspace_id)
+        .order_by(SegmentGroup.name)
+    )
+    return [(group, n) for group, n in rows]
+
+
+def get_group(session: Session, workspace_id: int, group_id: int) -> SegmentGroup:
+    group = session.get(SegmentGroup, group_id)
+    if group is None or group.workspace_id != workspace_id:
+        raise service.SegmentNotFoundError("segment group")
+    return group
+
+
+def _create_group(session: Session, workspace_id: int, name: str) -> SegmentGroup:
+    name = service.checked_name(name, "name")
+    service.check_group_name_free(session, workspace_id, name)
+    group = SegmentGroup(workspace_id=workspace_id, name=name)
+    session.add(group)
+    session.flush()
+    return group
+
+
+def _rename_group(session: Session, group: SegmentGroup, name: str) -> SegmentGroup:
+    name = service.checked_name(name, "name")
+    if name != group.name:
+        service.check_group_name_free(session, group.workspace_id, name)
+        group.name = name
+        session.flush()
+    return group
+
+
+def delete_group(session: Session, group: SegmentGroup) -> None:
+    """Delete a group; its segments stay, outside any group."""
+    session.delete(group)
+    session.flush()
+
+
 def create_group(session: Session, workspace_id: int, name: str, description: str = "") -> SegmentGroup:
     """A new group; ``NameTakenError`` / ``InvalidSegmentError`` as for segments."""
     _check_description(description)
-    group = service.create_group(session, workspace_id, name)
+    group = _create_group(session, workspace_id, name)
     group.description = description
     session.flush()
     return group
@@ -35,7 +83,7 @@ def update_group(
     if description is not _UNSET:
         _check_description(description)
     if name is not _UNSET:
-        service.rename_group(session, group, name)
+        _rename_group(session, group, name)
     if description is not _UNSET:
         group.description = description
     if group.hq_item_id is not None:

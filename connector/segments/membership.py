@@ -70,29 +70,8 @@ from connector.scratch import (
     membership_changes,
     scratch,
 )
-from connector.segments.evaluated import MEMBERS, Evaluation, SegmentRow, parsed_conditions, workspace_segments
-from connector.segments.preview import describe_subjects, preview_membership
-from connector.segments.run import _Run, evaluate_subjects, refresh_segments
-from connector.segments.sliding import refresh_cadence, refresh_time_relative_segments, time_relative_workspaces
-
-# The public entry points of segment evaluation, wherever they live (importing them from their own modules is as
-# good).
-__all__ = [
-    "Evaluation",
-    "SegmentRow",
-    "change_members",
-    "describe_subjects",
-    "evaluate_subjects",
-    "forget_segment",
-    "parsed_conditions",
-    "preview_membership",
-    "refresh_cadence",
-    "refresh_segments",
-    "refresh_time_relative_segments",
-    "rename_recompute",
-    "time_relative_workspaces",
-    "workspace_segments",
-]
+from connector.segments.evaluated import MEMBERS, Evaluation
+from connector.segments.run import _Run
 
 
 def change_members(

@@ -1,4 +1,4 @@
-"""Segments and segment groups: create, change, delete, with validation and usage checks.
+"""Segments: create, change, delete, with validation and usage checks.
 
 Services receive the caller's session and never commit. A saved or changed definition is evaluated at once, so
 membership (and every member's ``Segments``) is current when the caller's transaction commits.
@@ -29,18 +29,7 @@ from connector.models import (
     SyncSegment,
     utcnow,
 )
-from connector.segments.conditions import (
-    AccountSegmentCondition,
-    ConditionError,
-    Node,
-    SegmentCondition,
-    dependencies,
-    is_time_relative,
-    parse_conditions,
-    smallest_time_unit,
-    validate_references,
-    walk,
-)
+from connector.segments.conditions import AccountSegmentCondition, ConditionError, Node, SegmentCondition
 from connector.segments.evaluated import Evaluation, parsed_conditions
 from connector.segments.evaluation import mark_evaluated, mark_pending, unevaluated_reference_errors
 from connector.segments.explain import explain
@@ -48,7 +37,9 @@ from connector.segments.membership import change_members, forget_segment, rename
 from connector.segments.ordering import find_cycle, references_in
 from connector.segments.preview import preview_membership
 from connector.segments.run import refresh_segments
+from connector.segments.trees import dependencies, is_time_relative, smallest_time_unit, walk
 from connector.segments.typecheck import attribute_type_warnings
+from connector.segments.validation import parse_conditions, validate_references
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -201,7 +192,7 @@ def create_segment(
     """Create a segment and, for a dynamic one, evaluate it (``evaluate=False``: mark it pending, for
     ``evaluation.submit``). Raises ``InvalidSegmentError`` / ``NameTakenError``."""
     subject_type, kind = SubjectType(subject_type), SegmentKind(kind)
-    name = _checked_name(name, "name")
+    name = checked_name(name, "name")
     _check_name_free(session, workspace_id, name)
     errors = _text_errors(description, "description", DESCRIPTION_MAX)
     errors += _group_errors(session, workspace_id, group_id)
@@ -253,7 +244,7 @@ def update_segment(
         raise InvalidSegmentError([{"field": "", "reason": reason}])
     if kind is not _UNSET and SegmentKind(kind) != segment.kind:
         errors.append({"field": "kind", "reason": "the kind of a segment cannot change; create another segment"})
-    new_name = segment.name if name is _UNSET else _checked_name(name, "name")
+    new_name = segment.name if name is _UNSET else checked_name(name, "name")
     if new_name != segment.name:
         _check_name_free(session, segment.workspace_id, new_name, exclude=segment.id)
     if description is not _UNSET:
@@ -376,61 +367,10 @@ def explain_membership(session: Session, segment: Segment, subject_id: int, now:
     return result
 
 
-# -- groups --
-
-
-def list_groups(session: Session, workspace_id: int) -> list[tuple[SegmentGroup, int]]:
-    """The workspace's groups with their number of segments."""
-    counts = (
-        select(Segment.group_id, func.count().label("n"))
-        .where(Segment.workspace_id == workspace_id)
-        .group_by(Segment.group_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(SegmentGroup, func.coalesce(counts.c.n, 0))
-        .outerjoin(counts, counts.c.group_id == SegmentGroup.id)
-        .where(SegmentGroup.workspace_id == workspace_id)
-        .order_by(SegmentGroup.name)
-    )
-    return [(group, n) for group, n in rows]
-
-
-def get_group(session: Session, workspace_id: int, group_id: int) -> SegmentGroup:
-    group = session.get(SegmentGroup, group_id)
-    if group is None or group.workspace_id != workspace_id:
-        raise SegmentNotFoundError("segment group")
-    return group
-
-
-def create_group(session: Session, workspace_id: int, name: str) -> SegmentGroup:
-    name = _checked_name(name, "name")
-    _check_group_name_free(session, workspace_id, name)
-    group = SegmentGroup(workspace_id=workspace_id, name=name)
-    session.add(group)
-    session.flush()
-    return group
-
-
-def rename_group(session: Session, group: SegmentGroup, name: str) -> SegmentGroup:
-    name = _checked_name(name, "name")
-    if name != group.name:
-        _check_group_name_free(session, group.workspace_id, name)
-        group.name = name
-        session.flush()
-    return group
-
-
-def delete_group(session: Session, group: SegmentGroup) -> None:
-    """Delete a group; its segments stay, outside any group."""
-    session.delete(group)
-    session.flush()
-
-
 # -- validation helpers --
 
 
-def _checked_name(name: Any, field: str) -> str:
+def checked_name(name: Any, field: str) -> str:
     if not isinstance(name, str):
         raise InvalidSegmentError([{"field": field, "reason": "must be a string"}])
     name = name.strip()
@@ -462,7 +402,7 @@ def _check_name_free(session: Session, workspace_id: int, name: str, exclude: in
         raise NameTakenError("name", name)
 
 
-def _check_group_name_free(session: Session, workspace_id: int, name: str) -> None:
+def check_group_name_free(session: Session, workspace_id: int, name: str) -> None:
     query = select(SegmentGroup.id).where(SegmentGroup.workspace_id == workspace_id, SegmentGroup.name == name)
     if session.scalar(query) is not None:
         raise NameTakenError("name", name, "segment group")

@@ -14,7 +14,7 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
 from connector.models import Device, SegmentShare
-from connector.segments.compiler import MATCHING_PLATFORMS
+from connector.segments.scope import MATCHING_PLATFORMS
 
 DEVICES = Device.__table__
 SHARES = SegmentShare.__table__

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.models import SubjectType
-from connector.segments.compiler import ACCOUNTS, USERS
 from connector.segments.conditions import AttributeCondition, Group, Node, UsersCondition
+from connector.segments.scope import ACCOUNTS, USERS
 
 PRESENCE = frozenset({"exists", "not_exists"})
 # Subjects looked at per attribute (those that have it): enough to say "mostly", bounded in a large workspace.

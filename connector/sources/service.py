@@ -114,18 +114,6 @@ def delete_source(session: Session, workspace_id: int, source_id: int) -> None:
     session.flush()
 
 
-def source_json(source: Source) -> dict[str, Any]:
-    return {
-        "id": source.id,
-        "name": source.name,
-        "url": source.display_url,
-        "schedule": source.schedule,
-        "enabled": source.enabled,
-        "created_at": source.created_at.isoformat(),
-        "updated_at": source.updated_at.isoformat(),
-    }
-
-
 def check_source(source: Source, box: SecretBox) -> dict[str, Any]:
     """Connect and run ``SELECT 1``: ``{"ok": true}`` or ``{"ok": false, "error": ...}`` (no secret in it)."""
     try:
@@ -225,21 +213,6 @@ def delete_model(session: Session, workspace_id: int, source_id: int, model_id: 
     session.flush()
 
 
-def model_json(model: SourceModel) -> dict[str, Any]:
-    return {
-        "id": model.id,
-        "source_id": model.source_id,
-        "name": model.name,
-        "kind": ModelKind(model.kind).value,
-        "query": model.query,
-        "mapping": model.mapping,
-        "cursor_column": model.cursor_column,
-        "cursor": model.cursor_state,
-        "deletes": model.deletes,
-        "enabled": model.enabled,
-    }
-
-
 def source_and_model(session: Session, workspace_id: int, source_id: int, model_id: int):
     """A model with its source (to check it outside the transaction)."""
     return get_source(session, workspace_id, source_id), get_model(session, workspace_id, source_id, model_id)
@@ -298,29 +271,6 @@ def run_errors(session: Session, run_id: int, limit: int = 1000) -> list[SourceR
             select(SourceRunError).where(SourceRunError.run_id == run_id).order_by(SourceRunError.id).limit(limit)
         )
     )
-
-
-def run_json(run: SourceRun, errors: list[SourceRunError] | None = None) -> dict[str, Any]:
-    body = {
-        "id": run.id,
-        "model_id": run.model_id,
-        "status": run.status,
-        "trigger": run.trigger,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "counts": {
-            "rows_read": run.rows_read,
-            "created": run.created,
-            "changed": run.changed,
-            "unchanged": run.unchanged,
-            "invalid": run.invalid,
-            "deleted": run.deleted,
-        },
-        "error": run.error,
-    }
-    if errors is not None:
-        body["errors"] = [{"key": e.row_key, "reason": e.reason} for e in errors]
-    return body
 
 
 def find_source(session: Session, workspace_id: int, ref: str) -> Source:

@@ -19,13 +19,18 @@ by the next claim, like any other.
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector.db import Database
 from connector.models import RunStatus, SyncRun, utcnow
+
+log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 10.0
@@ -139,3 +144,25 @@ def is_running(session: Session, sync_id: int, *, lease_seconds: float = LEASE_S
             )
         )
     )
+
+
+class LeaseHeartbeat(threading.Thread):
+    """Renews the run's lease while it runs; sets ``lost`` when another process took the run over."""
+
+    def __init__(self, db: Database, run_id: int, interval: float = HEARTBEAT_SECONDS) -> None:
+        super().__init__(name=f"sync-run-{run_id}-heartbeat", daemon=True)
+        self.db, self.run_id, self.interval = db, run_id, interval
+        self.done = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            try:
+                with self.db.session() as session:
+                    alive = heartbeat(session, self.run_id)
+            except Exception as exc:  # the database may be back by the next beat; the lease has slack for that
+                log.warning("run %s: heartbeat failed: %s", self.run_id, exc)
+                continue
+            if not alive:
+                self.lost.set()
+                return

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, request
 
+from connector.api.automation_documents import action_json, action_run_json, enrolment_json, sequence_json
 from connector.automation import segment_actions, sequences
 from connector.automation.sequences import MAX_STEPS
 from connector.models import SubjectType
@@ -85,7 +86,7 @@ def _sequence_edit(sequence_id: int | None):
     elif sequence_id is not None:
         with refusals(), db() as session:
             sequence = sequences.get_sequence(session, workspace_id(), sequence_id)
-            values = sequences.sequence_json(sequence) | {"has_secret": bool(sequence.secrets_encrypted)}
+            values = sequence_json(sequence) | {"has_secret": bool(sequence.secrets_encrypted)}
     else:
         values = {"name": "", "description": "", "channels": ["email"], "steps": [], "webhook_url": None}
         values["has_secret"] = False
@@ -120,8 +121,8 @@ def _sequence_show(sequence_id: int, refusal: Refusal | None = None, notice: str
             after=int(after) if after.isdigit() and len(after) < 19 else None,
             limit=ENROLMENTS_PAGE + 1,
         )
-        enrolments = [sequences.enrolment_json(e) for e in found[:ENROLMENTS_PAGE]]
-        shown = sequences.sequence_json(sequence)
+        enrolments = [enrolment_json(e) for e in found[:ENROLMENTS_PAGE]]
+        shown = sequence_json(sequence)
     return render(
         "automation/sequence.html",
         status,
@@ -240,7 +241,7 @@ def segment_action(segment_id: int):
             action = None
         shown = runs = None
         if action is not None:
-            shown = segment_actions.action_json(action, next_segment_action_run(action))
+            shown = action_json(action, next_segment_action_run(action))
             if shown["next_run_at"] is not None:
                 local = shown["next_run_at"].astimezone(ZoneInfo(action.timezone))
                 shown["next_run_local"] = f"{local:%Y-%m-%d %H:%M} {action.timezone}"
@@ -249,7 +250,7 @@ def segment_action(segment_id: int):
                 who = sequences.list_enrolments(
                     session, workspace_id(), source="segment_action", source_id=run.id, limit=20
                 )
-                runs.append(segment_actions.run_json(run) | {"who": [e.user_id for e in who]})
+                runs.append(action_run_json(run) | {"who": [e.user_id for e in who]})
         all_sequences = [(s.id, s.name) for s in sequences.list_sequences(session, workspace_id())]
         segment_name = segment.name
     values = dict(request.form) if refusal else (shown or {"time": "09:00", "timezone": "UTC", "enabled": True})

@@ -21,7 +21,7 @@ def index():
 
 def _index(refusal: Refusal | None = None, fields: dict[str, str] | None = None):
     with db() as session:
-        listed = service.list_groups(session, workspace_id())
+        listed = groups.list_groups(session, workspace_id())
         is_hq = bool(hq.child_workspaces(session, workspace_id()))
     return render(
         "groups/index.html",
@@ -58,10 +58,10 @@ def show(group_id: int):
 
 def _show(group_id: int, refusal: Refusal | None = None, report: dict | None = None, form: str = ""):
     with refusals(), db() as session:
-        group = service.get_group(session, workspace_id(), group_id)
+        group = groups.get_group(session, workspace_id(), group_id)
         everything = service.list_segments(session, workspace_id())
         counts = service.member_counts(session, [s.id for s in everything if s.group_id == group.id])
-        names = {grp.id: grp.name for grp, _ in service.list_groups(session, workspace_id())}
+        names = {grp.id: grp.name for grp, _ in groups.list_groups(session, workspace_id())}
     return render(
         "groups/show.html",
         refusal.status if refusal else 200,
@@ -81,7 +81,7 @@ def _change(group_id: int, form: str, change) -> object:
     require_editor()
     try:
         with refusals(), db() as session:
-            change(session, service.get_group(session, workspace_id(), group_id))
+            change(session, groups.get_group(session, workspace_id(), group_id))
     except Refusal as exc:
         if exc.status == 404:
             raise
@@ -111,5 +111,5 @@ def move(group_id: int):
 @bp.post("/<int:group_id>/delete")
 def delete(group_id: int):
     """Delete the group; its segments stay, in no group."""
-    refused = _change(group_id, "delete", service.delete_group)
+    refused = _change(group_id, "delete", groups.delete_group)
     return refused or go(ws_url("ui_groups.index"))

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from connector.api.automation_documents import firing_json, playbook_json
 from connector.automation import playbooks, sequences
 from connector.automation.playbooks import MASK
 from connector.models import SubjectType
@@ -69,7 +70,7 @@ def _form_data(form, editing: bool) -> dict[str, Any]:
 @bp.get("")
 def index():
     with db() as session:
-        found = [playbooks.playbook_json(p) for p in playbooks.list_playbooks(session, workspace_id())]
+        found = [playbook_json(p) for p in playbooks.list_playbooks(session, workspace_id())]
         names = {s.id: s.name for s in service.list_segments(session, workspace_id())}
     return render("automation/playbooks.html", playbooks=found, names=names)
 
@@ -107,7 +108,7 @@ def _edit(playbook_id: int | None):
             tree = builder.apply(tree, op)
     elif playbook_id is not None:
         with refusals(), db() as session:
-            data = playbooks.playbook_json(playbooks.get_playbook(session, workspace_id(), playbook_id))
+            data = playbook_json(playbooks.get_playbook(session, workspace_id(), playbook_id))
         tree = data["conditions"] or builder.new_node("all")
     else:
         subject_type = "account" if request.args.get("subject_type") == "account" else "user"
@@ -147,8 +148,8 @@ def show(playbook_id: int):
             after=int(after) if after.isdigit() and len(after) < 19 else None,
             limit=FIRINGS_PAGE + 1,
         )
-        firings = [playbooks.firing_json(f) for f in found[:FIRINGS_PAGE]]
-        shown = playbooks.playbook_json(playbook)
+        firings = [firing_json(f) for f in found[:FIRINGS_PAGE]]
+        shown = playbook_json(playbook)
         names = {s.id: s.name for s in service.list_segments(session, workspace_id())}
     return render(
         "automation/playbook.html",

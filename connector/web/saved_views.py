@@ -4,14 +4,12 @@ and sort, and a view's rows a page at a time with its count and a CSV download. 
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from flask import Response, request, stream_with_context
 
+from connector.api.automation_documents import view_json
 from connector.api.context import database
-from connector.api.playbooks import _cell
 from connector.automation import views
 from connector.computed import computed_properties
 from connector.models import SubjectType
@@ -136,11 +134,11 @@ def show(view_id: int):
         view = views.get_view(session, workspace_id(), view_id)
         rows, next_offset = views.read_page(session, view, offset=offset, limit=ROWS_PAGE)
         count = views.count_view(session, view)
-        shown = views.view_json(view)
+        shown = view_json(view)
     return render(
         "automation/view.html",
         view=shown,
-        rows=[[_cell(row.get(c)) for c in shown["columns"]] for row in rows],
+        rows=[[views.cell_text(row.get(c)) for c in shown["columns"]] for row in rows],
         count=count,
         page=offset // ROWS_PAGE,
         more=next_offset is not None,
@@ -153,23 +151,10 @@ def export(view_id: int):
     with refusals(), db() as session:
         view = views.get_view(session, workspace_id(), view_id)
     return Response(
-        stream_with_context(_csv(view)),
+        stream_with_context(views.csv_text(database().session, view)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="view-{view_id}.csv"'},
     )
-
-
-def _csv(view):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    with database().session() as session:
-        for row in views.export_rows(session, view):
-            writer.writerow([_cell(v) for v in row])
-            if buffer.tell() > 64 * 1024:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-    yield buffer.getvalue()
 
 
 @bp.post("/<int:view_id>/delete")

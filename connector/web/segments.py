@@ -8,9 +8,9 @@ from typing import Any
 from flask import Response, g, redirect, request, stream_with_context
 
 from connector import directory, logins
-from connector.api.segments import _export_rows
 from connector.models import SegmentKind, SubjectType
-from connector.segments import hq, manual, reads, service, sharing
+from connector.segments import exports, hq, manual, reads, service, sharing
+from connector.segments import groups as segment_groups
 from connector.web import builder
 from connector.web.context import (
     can_administer,
@@ -39,7 +39,7 @@ def index():
     with db() as session:
         segments = service.list_segments(session, workspace_id())
         counts = service.member_counts(session, [s.id for s in segments])
-        groups = {grp.id: grp.name for grp, _ in service.list_groups(session, workspace_id())}
+        groups = {grp.id: grp.name for grp, _ in segment_groups.list_groups(session, workspace_id())}
         people = {s.created_by_id for s in segments} | {s.updated_by_id for s in segments}
         emails = logins.member_emails(session, g.workspace.company_id, people)
     return render("segments/index.html", segments=segments, counts=counts, groups=groups, emails=emails)
@@ -55,7 +55,7 @@ def _builder_context(session, tree: dict[str, Any], subject_type: SubjectType, *
         "subject_type": subject_type,
         "user_segments": [s for s in segments if s.subject_type == SubjectType.USER],
         "account_segments": [s for s in segments if s.subject_type == SubjectType.ACCOUNT],
-        "groups": service.list_groups(session, workspace_id()),
+        "groups": segment_groups.list_groups(session, workspace_id()),
         "b": builder,
         "result": None,
         "preview_refusal": None,
@@ -218,7 +218,7 @@ def _show(
         members, more = _member_page(session, segment, None, search)
         usages = service.find_usages(session, segment)
         emails = logins.member_emails(session, g.workspace.company_id, {segment.created_by_id, segment.updated_by_id})
-        groups = service.list_groups(session, workspace_id())
+        groups = segment_groups.list_groups(session, workspace_id())
         names = {s.id: s.name for s in service.list_segments(session, workspace_id())}
     return render(
         "segments/show.html",
@@ -264,7 +264,7 @@ def export(segment_id: int):
         segment = service.get_segment(session, workspace_id(), segment_id)
         subject_type = segment.subject_type
     return Response(
-        stream_with_context(_export_rows(segment_id, subject_type, [])),
+        stream_with_context(exports.member_csv(db, segment_id, subject_type, [])),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="segment-{segment_id}.csv"'},
     )

@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app, request
 
 from connector.api.context import database
+from connector.api.source_documents import model_json
 from connector.scheduling import notify_sync_changed
 from connector.security import SecretBox
 from connector.sources import service
@@ -192,7 +193,7 @@ def _model_values(model=None) -> dict[str, Any]:
     attributes = mapping.pop("attributes", None)
     return {
         "name": model.name,
-        "kind": service.model_json(model)["kind"],
+        "kind": model_json(model)["kind"],
         "query": model.query,
         "cursor_column": model.cursor_column or "",
         "deletes": model.deletes,

@@ -1,7 +1,7 @@
 """Syncs: create and edit (segment filter, field mappings against the destination's real properties, identity,
 mode, schedule), run now, dry run, run history, and a run's page with its rejected and invalid records.
 
-Saving goes through ``connector.syncs.service`` (then the scheduler is told, as the API does); runs start through
+Saving goes through ``connector.syncs.definitions`` (then the scheduler is told, as the API does); runs start through
 ``connector.syncs.launch``; the destination's properties are read with ``connector.syncs.fields``.
 """
 

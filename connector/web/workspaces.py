@@ -9,6 +9,7 @@ from flask import g, request
 
 from connector import logins
 from connector.models import Member, SegmentKind, SubjectType
+from connector.segments import groups as segment_groups
 from connector.segments import hq, mapping, service, sharing
 from connector.web.context import db, go, render, require_admin, workspace_blueprint, workspace_id, ws_url
 from connector.web.refusals import Refusal, refusals
@@ -66,7 +67,7 @@ def hq_syncs():
     with db() as session:
         children = hq.child_workspaces(session, workspace_id())
         segments = [s for s in service.list_segments(session, workspace_id()) if s.kind != SegmentKind.SHARED]
-        groups = service.list_groups(session, workspace_id())
+        groups = segment_groups.list_groups(session, workspace_id())
         past = hq.list_reports(session, workspace_id())
         emails = logins.member_emails(session, g.workspace.company_id, {r["created_by"] for r in past})
     return render(

@@ -14,7 +14,8 @@ from connector.automation.firing import DeliveryPolicy, deliver_firing, pending_
 from connector.destinations.webhook import verify_signature
 from connector.models import FiringStatus, SyncRun
 from connector.security import SecretBox
-from connector.syncs.service import DestinationIn, SyncIn, create_destination, create_sync
+from connector.syncs.connections import DestinationIn, create_destination
+from connector.syncs.definitions import SyncIn, create_sync
 from tests.automation.support import (
     PRO,
     SECRET,
@@ -130,7 +131,8 @@ def test_a_webhook_that_recovers_within_the_retries_succeeds(database, tenant, r
 def test_the_webhook_secret_is_never_returned(database, tenant, receiver_factory):
     receiver = receiver_factory(200)
     playbook = fire_webhook(database, tenant, receiver.url)
-    from connector.automation.playbooks import get_playbook, playbook_json
+    from connector.api.automation_documents import playbook_json
+    from connector.automation.playbooks import get_playbook
 
     with database.session() as session:
         shown = json.dumps(playbook_json(get_playbook(session, tenant.workspace_id, playbook)), default=str)

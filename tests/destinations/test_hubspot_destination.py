@@ -10,7 +10,8 @@ from hubspot import HubSpot
 from hubspot.crm.properties import OptionInput, PropertyUpdate
 
 from connector.destinations.base import ConfigError, FieldSpec, OutboundRecord, TransientError, WritePlan
-from connector.destinations.hubspot import HubSpotDestination, option_value, render_value
+from connector.destinations.hubspot import HubSpotDestination
+from connector.destinations.hubspot_wire import option_value, render_value
 from connector.testing.hubspot_sandbox import FaultPlan, HubSpotSandbox
 
 TOKEN = "sandbox-token"

@@ -12,7 +12,8 @@ from connector.models import Event, Segment, SegmentKind, SegmentMembership, Sub
 from connector.scheduling import reconcile_jobs
 from connector.scheduling.jobs import REFRESH_SEGMENTS_REF, SEGMENTS_REFRESH_JOB_ID
 from connector.scheduling.window_edges import EDGES_JOB_ID
-from connector.segments.conditions import dependencies, is_time_relative, parse_conditions, smallest_time_unit
+from connector.segments.trees import dependencies, is_time_relative, smallest_time_unit
+from connector.segments.validation import parse_conditions
 
 T0 = datetime(2026, 5, 4, 10, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from connector.scheduling.triggers import ScheduleError, next_fire_times, trigger_for
+from connector.schedules import ScheduleError, next_fire_times, trigger_for
 
 PARIS_DAILY_0230 = {"kind": "cron", "expression": "30 2 * * *", "timezone": "Europe/Paris"}
 

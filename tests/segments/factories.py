@@ -43,7 +43,7 @@ from connector.models import (
     Workspace,
 )
 from connector.segments.compiler import compile_condition
-from connector.segments.conditions import parse_conditions
+from connector.segments.validation import parse_conditions
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 _serial = itertools.count(1)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.segments.compiler import compile_condition
-from connector.segments.conditions import parse_conditions
+from connector.segments.validation import parse_conditions
 from tests.segments.factories import NOW, Data
 from tests.segments.reference import World
 

@@ -8,9 +8,12 @@ import typing
 import pytest
 from pydantic import BaseModel
 
+from connector.models import SubjectType
 from connector.segments import conditions
 from connector.segments.compiler import LEAVES
 from connector.segments.explain import OBSERVERS
+from connector.segments.trees import dependencies
+from connector.segments.validation import parse_conditions
 from tests.segments.reference import Evaluator
 
 
@@ -64,6 +67,6 @@ EXAMPLES = {
 def test_every_leaf_says_which_changes_can_alter_it(model):
     assert _type_of(model) in EXAMPLES, "add an example of the new leaf to EXAMPLES"
     document, subject_type = EXAMPLES[_type_of(model)]
-    node = conditions.parse_conditions(document, conditions.SubjectType(subject_type))
+    node = parse_conditions(document, SubjectType(subject_type))
     assert isinstance(node, model)
-    assert conditions.dependencies(node), "missing from conditions._collect"
+    assert dependencies(node), "missing from trees._collect"

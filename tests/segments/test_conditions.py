@@ -7,17 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connector.models import SubjectType
-from connector.segments.conditions import (
-    ConditionError,
-    dependencies,
-    is_time_relative,
-    parse_conditions,
-    parse_date,
-    referenced_segment_ids,
-    smallest_time_unit,
-    validate_references,
-    walk,
-)
+from connector.segments.conditions import ConditionError, parse_date
+from connector.segments.trees import dependencies, is_time_relative, referenced_segment_ids, smallest_time_unit, walk
+from connector.segments.validation import parse_conditions, validate_references
 
 PRO = {"type": "attribute", "name": "plan", "operator": "eq", "value": "pro"}
 WEEK = {"within_last": {"amount": 7, "unit": "days"}}

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from connector.models import Segment, SegmentMembership, SubjectType, utcnow
 from connector.segments import service
-from connector.segments.conditions import parse_conditions
 from connector.segments.edges import edge_plan, refresh_window_edges
 from connector.segments.run import refresh_segments
+from connector.segments.validation import parse_conditions
 from tests.segments.factories import Data
 
 T = utcnow().replace(microsecond=0)

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from connector.segments.conditions import parse_conditions, walk
 from connector.segments.explain import explain
+from connector.segments.trees import walk
+from connector.segments.validation import parse_conditions
 from tests.segments.factories import NOW, Data
 
 WEEK = {"within_last": {"amount": 7, "unit": "days"}}

@@ -34,7 +34,7 @@ from connector.models import (
     UserTag,
 )
 from connector.segments.compiler import compile_condition
-from connector.segments.conditions import parse_conditions
+from connector.segments.validation import parse_conditions
 from tests.segments.factories import NOW, make_workspace
 from tests.segments.reference import World
 

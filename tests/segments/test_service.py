@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from connector.models import SegmentMembershipEvent
-from connector.segments import service
+from connector.segments import groups, service
 from tests.segments.factories import Data
 from tests.segments.support import PRO, history, members, segments_of
 
@@ -54,7 +54,7 @@ def test_every_error_is_reported_at_once(database, data):
 
 def test_a_group_of_another_workspace_is_refused(database, data):
     with database.session() as session:
-        theirs = service.create_group(session, Data(database).workspace_id, "Theirs")
+        theirs = groups.create_group(session, Data(database).workspace_id, "Theirs")
     with pytest.raises(service.InvalidSegmentError) as excinfo:
         create(database, data, "Pro", PRO, group_id=theirs.id)
     assert errors_of(excinfo)[0][0] == "group_id"
@@ -187,14 +187,14 @@ def test_manual_segment_rename_and_type_change(database, data):
 
 def test_groups(database, data):
     with database.session() as session:
-        group = service.create_group(session, data.workspace_id, "Lifecycle")
+        group = groups.create_group(session, data.workspace_id, "Lifecycle")
         with pytest.raises(service.NameTakenError):
-            service.create_group(session, data.workspace_id, "Lifecycle")
+            groups.create_group(session, data.workspace_id, "Lifecycle")
     pro = create(database, data, "Pro", PRO, group_id=group.id)
     with database.session() as session:
-        assert [(g.name, n) for g, n in service.list_groups(session, data.workspace_id)] == [("Lifecycle", 1)]
-        service.delete_group(session, service.get_group(session, data.workspace_id, group.id))
+        assert [(g.name, n) for g, n in groups.list_groups(session, data.workspace_id)] == [("Lifecycle", 1)]
+        groups.delete_group(session, groups.get_group(session, data.workspace_id, group.id))
     with database.session() as session:
         assert service.get_segment(session, data.workspace_id, pro).group_id is None
         with pytest.raises(service.SegmentNotFoundError):
-            service.get_group(session, data.workspace_id, group.id)
+            groups.get_group(session, data.workspace_id, group.id)

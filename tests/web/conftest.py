@@ -63,6 +63,30 @@ def editor(database, tenant) -> Tenant:
     return tenant
 
 
+def add_hubspot_sync(client, tenant: Tenant, sandbox: HubSpotSandbox, name: str = "everyone", **sync) -> dict:
+    """A HubSpot destination on the sandbox and a sync of users' emails to its contacts, made over the API; returns
+    the sync's document. ``sync`` adds to or overrides the sync's fields (``segment_ids``, …)."""
+    destination = client.post(
+        tenant.url("/destinations"),
+        json={
+            "name": f"{name} destination",
+            "type": "hubspot",
+            "config": {"access_token": SANDBOX_TOKEN, "base_url": sandbox.url},
+        },
+        headers=tenant.headers,
+    ).get_json()
+    document = {
+        "name": name,
+        "destination_id": destination["id"],
+        "subject_type": "users",
+        "destination_object": "contacts",
+        "mappings": [{"source": {"kind": "field", "name": "email"}, "destination": "email"}],
+        "identity": {"destination": "email"},
+        **sync,
+    }
+    return client.post(tenant.url("/syncs"), json=document, headers=tenant.headers).get_json()
+
+
 def csrf_token(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, "the page has no CSRF token"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.models import SubjectType
-from connector.segments.conditions import parse_conditions
+from connector.segments.validation import parse_conditions
 from connector.web import builder
 
 USER_TREE = {

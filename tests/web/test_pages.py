@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from tests.web.conftest import SANDBOX_TOKEN, csrf_token, sign_in
+from tests.web.conftest import add_hubspot_sync, csrf_token, sign_in
 
 
 def _form_token(client, path: str) -> str:
@@ -16,23 +16,7 @@ def test_run_page_lists_invalid_records_with_reasons_a_page_at_a_time(client, ed
     people = [{"external_id": "with-email", "email": "ok@acme.example"}]
     people += [{"external_id": f"no-email-{i:02d}"} for i in range(51)]
     assert client.post(editor.url("/identify"), json={"batch": people}, headers=editor.headers).status_code == 200
-    destination = client.post(
-        editor.url("/destinations"),
-        json={"name": "hs", "type": "hubspot", "config": {"access_token": SANDBOX_TOKEN, "base_url": sandbox.url}},
-        headers=editor.headers,
-    ).get_json()
-    sync = client.post(
-        editor.url("/syncs"),
-        json={
-            "name": "everyone",
-            "destination_id": destination["id"],
-            "subject_type": "users",
-            "destination_object": "contacts",
-            "mappings": [{"source": {"kind": "field", "name": "email"}, "destination": "email"}],
-            "identity": {"destination": "email"},
-        },
-        headers=editor.headers,
-    ).get_json()
+    sync = add_hubspot_sync(client, editor, sandbox)
     sign_in(client)
     token = _form_token(client, f"/w/acme/syncs/{sync['id']}")
     started = client.post(f"/w/acme/syncs/{sync['id']}/run", data={"csrf_token": token})

@@ -10,7 +10,7 @@ import pytest
 
 from connector.models import Alert, AlertKind
 from connector.sources.reader import FILE_DIRS_ENV
-from tests.web.conftest import SANDBOX_TOKEN
+from tests.web.conftest import add_hubspot_sync
 from tests.web.test_journeys import field, seed, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -87,24 +87,7 @@ def test_a_list_sync_turned_on_in_the_ui_keeps_the_segment_s_list_in_the_sandbox
     page, pages, live_server, client, editor, sandbox
 ):
     newsletter = seed(client, editor)
-    destination = client.post(
-        editor.url("/destinations"),
-        json={"name": "HubSpot", "type": "hubspot", "config": {"access_token": SANDBOX_TOKEN, "base_url": sandbox.url}},
-        headers=editor.headers,
-    ).get_json()
-    sync = client.post(
-        editor.url("/syncs"),
-        json={
-            "name": "Newsletter list",
-            "destination_id": destination["id"],
-            "subject_type": "users",
-            "destination_object": "contacts",
-            "segment_ids": [newsletter],
-            "mappings": [{"source": {"kind": "field", "name": "email"}, "destination": "email"}],
-            "identity": {"destination": "email"},
-        },
-        headers=editor.headers,
-    ).get_json()
+    sync = add_hubspot_sync(client, editor, sandbox, "Newsletter list", segment_ids=[newsletter])
     sign_in(page, live_server)
     page.goto(live_server.url + f"/w/acme/syncs/{sync['id']}")
     page.click("#lists-link")
@@ -131,23 +114,7 @@ def test_a_list_sync_turned_on_in_the_ui_keeps_the_segment_s_list_in_the_sandbox
 def test_an_open_alert_shows_a_badge_and_is_listed_with_its_sync(
     page, pages, live_server, client, database, editor, sandbox
 ):
-    destination = client.post(
-        editor.url("/destinations"),
-        json={"name": "HubSpot", "type": "hubspot", "config": {"access_token": SANDBOX_TOKEN, "base_url": sandbox.url}},
-        headers=editor.headers,
-    ).get_json()
-    sync = client.post(
-        editor.url("/syncs"),
-        json={
-            "name": "Nightly",
-            "destination_id": destination["id"],
-            "subject_type": "users",
-            "destination_object": "contacts",
-            "mappings": [{"source": {"kind": "field", "name": "email"}, "destination": "email"}],
-            "identity": {"destination": "email"},
-        },
-        headers=editor.headers,
-    ).get_json()
+    sync = add_hubspot_sync(client, editor, sandbox, "Nightly")
     sign_in(page, live_server)
     page.click("nav >> text=Alerts")
     assert page.locator("#alerts-badge").count() == 0

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from connector.models import Alert, AlertKind, Role, Source, SourceModel
 from connector.sources.reader import FILE_DIRS_ENV
-from tests.web.conftest import SANDBOX_TOKEN, add_member, csrf_token, sign_in
+from tests.web.conftest import add_hubspot_sync, add_member, csrf_token, sign_in
 
 
 @pytest.fixture
@@ -42,24 +42,7 @@ def _add_source(client, editor, url: str) -> int:
 
 
 def _add_sync(client, editor, sandbox) -> int:
-    destination = client.post(
-        editor.url("/destinations"),
-        json={"name": "hs", "type": "hubspot", "config": {"access_token": SANDBOX_TOKEN, "base_url": sandbox.url}},
-        headers=editor.headers,
-    ).get_json()
-    sync = client.post(
-        editor.url("/syncs"),
-        json={
-            "name": "everyone",
-            "destination_id": destination["id"],
-            "subject_type": "users",
-            "destination_object": "contacts",
-            "mappings": [{"source": {"kind": "field", "name": "email"}, "destination": "email"}],
-            "identity": {"destination": "email"},
-        },
-        headers=editor.headers,
-    ).get_json()
-    return sync["id"]
+    return add_hubspot_sync(client, editor, sandbox)["id"]
 
 
 def test_a_source_url_is_write_only_and_a_refused_one_is_explained_beside_the_field(client, editor, database):
