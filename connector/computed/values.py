@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, insert, literal, select, true
+from sqlalchemy import Select, delete, exists, insert, literal, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -108,11 +108,21 @@ def _write_many(
         return True
     try:
         with session.begin_nested():
-            session.execute(insert(cv).from_select(_COLUMNS, _rows(prop, workspace_id, subject_type, values, now)))
+            rows = _rows(prop, workspace_id, subject_type, values, now)
+            inserted = affected_rows(session, insert(cv).from_select(_COLUMNS, rows))
     except IntegrityError:
         _upsert(session, prop, workspace_id, subject_type, values, now)
+        return False
+    if session.get_bind().dialect.name == "postgresql" and inserted >= _ANALYZE_AFTER:
+        # Statistics taken before these rows came say the property has none: every later one-subject statement
+        # (each membership change rewrites ``Segments``) could then pick any index of the workspace and name, and
+        # scan all of its rows (15 ms at 150,000). Fresh statistics keep them on the subject's own index.
+        session.execute(text("ANALYZE computed_values"))
     return False
 
+
+# A first computation writing this many rows refreshes the table's statistics (PostgreSQL).
+_ANALYZE_AFTER = 10_000
 
 _COLUMNS = ["subject_type", "subject_id", "name", "workspace_id", "value", "updated_at"]
 
