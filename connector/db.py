@@ -23,11 +23,14 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    # psycopg prepares a statement run five times on a connection, and PostgreSQL may then settle on a generic plan
-    # that ignores the values. For the segment engine's queries that is the wrong plan: a segment's query for one
-    # person ran in 8 ms instead of 1.5 ms after ingestion, and a 7-day window and a 90-day one want different
-    # plans over millions of events. Plans are made for the values at hand, every time (parsing is still saved).
-    kwargs.setdefault("connect_args", {"options": "-c plan_cache_mode=force_custom_plan"})
+    # Our statements are never prepared on the server (psycopg would prepare one run five times on a connection,
+    # and PostgreSQL may then settle on a generic plan that ignores the values). For the segment engine's queries
+    # that is the wrong plan: a segment's query for one person ran in 8 ms instead of 1.5 ms after ingestion, and a
+    # 7-day window and a 90-day one want different plans over millions of events. An unprepared statement is
+    # planned for the values at hand, every time. The database's own cached plans keep PostgreSQL's default: a
+    # foreign-key check or a trigger's query run for every row of a bulk write is planned once, not per row
+    # (``plan_cache_mode=force_custom_plan`` for the whole session made an insert of 5,000 enrolments 2.4x slower).
+    kwargs.setdefault("connect_args", {"prepare_threshold": None})
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)

@@ -30,7 +30,7 @@ from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from connector.automation.common import insert_for
+from connector.automation.common import among, insert_for
 from connector.automation.playbooks import MAX_FIRINGS_PER_SUBJECT_PER_HOUR
 from connector.automation.sequences import enrol, get_sequence
 from connector.automation.webhooks import DeliveryPolicy, post_signed
@@ -73,6 +73,8 @@ class Cause:
     ref: str
     subject_id: int
     at: datetime
+    # The membership history row this firing answers (its ref is the row's id), when it answers one.
+    history_id: int | None = None
 
 
 def playbooks_to_process(session: Session) -> list[int]:
@@ -104,7 +106,7 @@ def process_membership_triggers(
     ).all()
     if not rows:
         return 0
-    fire(session, playbook, [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at) for r in rows], now)
+    fire(session, playbook, _history_causes(playbook, rows), now)
     playbook.cursor = rows[-1].id
     session.flush()
     return len(rows)
@@ -139,8 +141,12 @@ def sweep_late_rows(
     ).all()
     if rows:
         log.warning("playbook %s: %d membership change(s) committed late are fired now", playbook.id, len(rows))
-        fire(session, playbook, [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at) for r in rows], now)
+        fire(session, playbook, _history_causes(playbook, rows), now)
     return len(rows)
+
+
+def _history_causes(playbook: Playbook, rows) -> list[Cause]:
+    return [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at, r.id) for r in rows]
 
 
 def fire_on_schedule(session: Session, playbook_id: int, now: datetime | None = None) -> int:
@@ -167,7 +173,7 @@ def matching_subjects(session: Session, playbook: Playbook, subject_ids: list[in
             return set(session.scalars(query))
         found: set[int] = set()
         for chunk in _chunks(subject_ids):
-            found.update(session.scalars(query.where(table.id.in_(chunk))))
+            found.update(session.scalars(query.where(among(session, table.id, chunk))))
         return found
     node = parse_conditions(playbook.conditions, subject_type)
     if subject_ids is None:
@@ -207,86 +213,79 @@ def fire(session: Session, playbook: Playbook, causes: list[Cause], now: datetim
             statuses.append((cause, FiringStatus.SUCCEEDED, None))
     outcome = run_local_actions(session, playbook, sorted(set(to_fire)), now) if to_fire else ActionOutcome()
     outbound = any(a["type"] in OUTBOUND for a in playbook.actions)
-    recorded_at = utcnow()
-    values = []
+    # Firings alike but for their cause are recorded together: one statement per distinct outcome of the batch.
+    groups: dict[tuple[str, FiringStatus, str | None, bool | None], list[Cause]] = {}
     for cause, status, error in statuses:
-        results: list[dict[str, Any]] = []
+        enrolled = None  # no results: the actions did not run for this cause
         if status == FiringStatus.SUCCEEDED:
-            results = outcome.results_for(cause.subject_id, playbook.actions)
             # Enrolled once per batch: a later firing for the same subject found them enrolled.
+            enrolled = cause.subject_id in outcome.enrolled
             outcome.enrolled.discard(cause.subject_id)
             if outcome.error is not None:
                 status, error = FiringStatus.FAILED, outcome.error
             elif outbound:
                 status = FiringStatus.PENDING
-        values.append(
-            {
-                "workspace_id": playbook.workspace_id,
-                "playbook_id": playbook.id,
-                "subject_id": cause.subject_id,
-                "trigger": cause.trigger,
-                "trigger_ref": cause.ref,
-                "triggered_at": cause.at,
-                "status": status.value,
-                "attempts": 1 if status in (FiringStatus.SUCCEEDED, FiringStatus.FAILED) else 0,
-                "results": results,
-                "error": error,
-                "created_at": recorded_at,
-                "finished_at": None if status == FiringStatus.PENDING else recorded_at,
-            }
-        )
-    record_firings(session, values)
+        groups.setdefault((cause.trigger, status, error, enrolled), []).append(cause)
+    recorded_at = utcnow()
+    for (trigger, status, error, enrolled), members in groups.items():
+        shared = {
+            "workspace_id": playbook.workspace_id,
+            "playbook_id": playbook.id,
+            "trigger": trigger,
+            "status": status.value,
+            "attempts": 1 if status in (FiringStatus.SUCCEEDED, FiringStatus.FAILED) else 0,
+            "results": [] if enrolled is None else outcome.results(enrolled, playbook.actions),
+            "error": error,
+            "created_at": recorded_at,
+            "finished_at": None if status == FiringStatus.PENDING else recorded_at,
+        }
+        record_firings(session, shared, members)
 
 
-def record_firings(session: Session, values: list[dict[str, Any]]) -> None:
-    """Insert firings, skipping any already recorded for the same cause. On PostgreSQL, one INSERT … SELECT FROM
-    unnest(arrays) per distinct outcome in the batch, with what the rows share as constants (an executemany of
-    5,000 rows was most of a batch's time); on SQLite the same from json_each; elsewhere an executemany."""
+def record_firings(session: Session, shared: dict[str, Any], causes: list[Cause]) -> None:
+    """Insert one firing per cause, alike in every other column (``shared``), skipping any already recorded for the
+    same cause. One INSERT … SELECT with the shared values as constants (an executemany of 5,000 rows was most of a
+    batch's time): on PostgreSQL the causes come from the history rows they answer (one array of ids) or from
+    arrays (``unnest``), on SQLite from one JSON document (``json_each``); elsewhere an executemany."""
     insert = insert_for(session)(FIRINGS).on_conflict_do_nothing(
         index_elements=["playbook_id", "trigger_ref", "subject_id"]
     )
     dialect = session.get_bind().dialect
     if dialect.name not in ("postgresql", "sqlite"):
-        session.execute(insert, values)
+        rows = [{**shared, "subject_id": c.subject_id, "trigger_ref": c.ref, "triggered_at": c.at} for c in causes]
+        session.execute(insert, rows)
         return
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in values:
-        # repr, not json.dumps: rows are built in one order, and this runs once per row.
-        groups.setdefault(repr([v for k, v in row.items() if k not in _PER_ROW]), []).append(row)
-    for rows in groups.values():
-        first = rows[0]
-        if dialect.name == "sqlite":
-            selected, source = _sqlite_rows(rows, dialect)
-        else:
-            selected, source = (
-                [
-                    func.unnest(bindparam("a_subject", [r["subject_id"] for r in rows], type_=ARRAY(BigInteger))),
-                    func.unnest(bindparam("a_ref", [r["trigger_ref"] for r in rows], type_=ARRAY(Text))),
-                    func.unnest(
-                        bindparam("a_at", [r["triggered_at"] for r in rows], type_=ARRAY(DateTime(timezone=True)))
-                    ),
-                ],
-                None,
-            )
-        names = ["subject_id", "trigger_ref", "triggered_at"]
-        for column in FIRINGS.c:
-            if column.name in _PER_ROW or column.name == "id":
-                continue
-            names.append(column.name)
-            selected.append(literal(first[column.name], column.type))
-        # SQLite needs a WHERE before ON CONFLICT in an INSERT … SELECT (else it reads the ON as a join's).
-        query = select(*selected) if source is None else select(*selected).select_from(source).where(true())
-        session.execute(insert.from_select(names, query))
+    where = true()
+    if dialect.name == "sqlite":
+        selected, source = _sqlite_rows(causes, dialect)
+    elif all(c.history_id is not None for c in causes):
+        selected, source = [HISTORY.c.subject_id, cast(HISTORY.c.id, Text), HISTORY.c.at], HISTORY
+        where = among(session, HISTORY.c.id, [c.history_id for c in causes])
+    else:
+        selected, source = (
+            [
+                func.unnest(bindparam("a_subject", [c.subject_id for c in causes], type_=ARRAY(BigInteger))),
+                func.unnest(bindparam("a_ref", [c.ref for c in causes], type_=ARRAY(Text))),
+                func.unnest(bindparam("a_at", [c.at for c in causes], type_=ARRAY(DateTime(timezone=True)))),
+            ],
+            None,
+        )
+    names = ["subject_id", "trigger_ref", "triggered_at"]
+    for column in FIRINGS.c:
+        if column.name in names or column.name == "id":
+            continue
+        names.append(column.name)
+        selected.append(literal(shared[column.name], column.type))
+    # SQLite needs a WHERE before ON CONFLICT in an INSERT … SELECT (else it reads the ON as a join's).
+    query = select(*selected) if source is None else select(*selected).select_from(source).where(where)
+    session.execute(insert.from_select(names, query))
 
 
-def _sqlite_rows(rows: list[dict[str, Any]], dialect) -> tuple[list[Any], Any]:
+def _sqlite_rows(causes: list[Cause], dialect) -> tuple[list[Any], Any]:
     """SQLite's counterpart of unnest: the per-row values as one JSON array read by ``json_each`` (binding 5,000
     rows of a dozen values each one by one was most of a batch's time there)."""
     stored_at = FIRINGS.c.triggered_at.type.dialect_impl(dialect).bind_processor(dialect)
-    at = [stored_at(r["triggered_at"]) for r in rows]
-    document = json.dumps(
-        [[r["subject_id"], r["trigger_ref"], None if t is None else str(t)] for r, t in zip(rows, at, strict=True)]
-    )
+    document = json.dumps([[c.subject_id, c.ref, str(stored_at(c.at))] for c in causes])
     each = func.json_each(bindparam("a_rows", document, type_=Text)).table_valued("value")
     selected = [
         func.json_extract(each.c.value, "$[0]"),
@@ -294,9 +293,6 @@ def _sqlite_rows(rows: list[dict[str, Any]], dialect) -> tuple[list[Any], Any]:
         func.json_extract(each.c.value, "$[2]"),
     ]
     return selected, each
-
-
-_PER_ROW = frozenset({"subject_id", "trigger_ref", "triggered_at"})
 
 
 def _recent_firings(session: Session, playbook_id: int, subjects: list[int], now: datetime) -> dict[int, int]:
@@ -307,7 +303,7 @@ def _recent_firings(session: Session, playbook_id: int, subjects: list[int], now
             select(FIRINGS.c.subject_id, func.count())
             .where(
                 FIRINGS.c.playbook_id == playbook_id,
-                FIRINGS.c.subject_id.in_(chunk),
+                among(session, FIRINGS.c.subject_id, chunk),
                 FIRINGS.c.created_at >= now - timedelta(hours=1),
                 FIRINGS.c.status.in_(counted),
             )
@@ -325,11 +321,12 @@ class ActionOutcome:
     enrolled: set[int] = field(default_factory=set)
     error: str | None = None
 
-    def results_for(self, subject_id: int, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def results(self, enrolled: bool, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What each action did for a subject (``enrolled``: whether the enrol action enrolled it now)."""
         results = []
         for action in actions:
             if action["type"] == "enrol":
-                detail = "enrolled" if subject_id in self.enrolled else "already enrolled"
+                detail = "enrolled" if enrolled else "already enrolled"
                 results.append({"type": "enrol", "status": "ok", "detail": detail})
             elif action["type"] in OUTBOUND:
                 results.append({"type": action["type"], "status": "pending"})

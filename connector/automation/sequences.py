@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
-from connector.automation.common import CHANNELS, channel_for, check_text, insert_for, name_taken, parsed
+from connector.automation.common import CHANNELS, among, channel_for, check_text, insert_for, name_taken, parsed
 from connector.automation.webhooks import DeliveryPolicy, post_signed
 from connector.changes import ChangeSet
 from connector.errors import ConflictError, InvalidError, NotFoundError
@@ -126,7 +126,7 @@ def enrol(
     table was quadratic (PostgreSQL, 100,000 enrolments: 36 s for 1,000 people), and the index also absorbs a
     concurrent enrolment of the same person."""
     now = now or utcnow()
-    ids = users if isinstance(users, Select) else list(users)
+    chosen = USERS.c.id.in_(users) if isinstance(users, Select) else among(session, USERS.c.id, list(users))
     first = sequence.steps[0]
     rows = select(
         literal(sequence.workspace_id),
@@ -139,7 +139,7 @@ def enrol(
         literal(0),
         literal(now + timedelta(minutes=first["delay_minutes"]), ENROLMENTS.c.next_step_at.type),
         literal(now, ENROLMENTS.c.enrolled_at.type),
-    ).where(USERS.c.workspace_id == sequence.workspace_id, USERS.c.id.in_(ids))
+    ).where(USERS.c.workspace_id == sequence.workspace_id, chosen)
     columns = [
         "workspace_id", "sequence_id", "user_id", "channel", "state", "source", "source_id", "next_step",
         "next_step_at", "enrolled_at",
