@@ -194,6 +194,13 @@ class Destination:
         """``(requests, seconds)`` this instance may make, or None for no limit."""
         return self.default_rate_limit
 
+    @property
+    def budget_key(self) -> str | None:
+        """What names the remote budget ``rate_limit`` counts against when several configured instances spend one
+        (two destinations with the same HubSpot app token share the app's budget in that portal); None: each
+        instance has its own. Never a secret: it is stored beside the shared rolling window."""
+        return None
+
     def bind_rate_limiter(self, acquire: Callable[[], None] | None) -> None:
         """Have the destination call ``acquire()`` (blocking until a token is free) before every request."""
         self._acquire = acquire

@@ -21,9 +21,11 @@ options); record writes are in ``hubspot_records``, HubSpot's wire rules (types,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -144,6 +146,14 @@ class HubSpotDestination(HubSpotRecords, Destination):
     @property
     def rate_limit(self) -> tuple[int, float]:
         return (self.config.rate_limit_requests, self.config.rate_limit_seconds)
+
+    @property
+    def budget_key(self) -> str:
+        """HubSpot counts a private app's requests per portal, and the app is its token: destinations holding the
+        same token share one budget, named by a digest of the token (never the token) and the API's address."""
+        token = self.config.access_token.get_secret_value().encode()
+        host = urlsplit(self.config.base_url).netloc if self.config.base_url else "api.hubapi.com"
+        return f"hubspot:{host}:{hashlib.sha256(token).hexdigest()[:32]}"
 
     def render_multi_select(self, values: Iterable[str]) -> str:
         """Option values joined by ``;``, sorted and without repeats (the order HubSpot shows is its own)."""

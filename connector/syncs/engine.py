@@ -314,8 +314,13 @@ class _Runner(Delivery):
                 )
             )
             filter_names = list(session.scalars(select(Segment.name).where(Segment.id.in_(self.scope.segment_ids))))
-            destination_key = (self.db.url, destination.id, destination.created_at)
             self.plugin = build_destination(destination, self.box)
+            # The budget the requests count against: the remote account's when the plugin names it (destinations
+            # holding one HubSpot app's token share one), else this destination's own.
+            budget = self.plugin.budget_key
+            destination_key = (
+                (self.db.url, "budget", budget) if budget else (self.db.url, destination.id, destination.created_at)
+            )
             self.preparer = preparations.Preparer(
                 self.db,
                 self.sync_id,

@@ -12,8 +12,10 @@ It costs two short transactions per request (take, then close): a few hundred re
 Clocks: slots carry the wall-clock time of the process that took them, so machines sharing a budget need
 synchronised clocks (NTP); the margin covers small skews.
 
-``limiter_for(db, key, requests, seconds)`` is what the sync engine asks for: the database limiter once
-``use_shared_limits(True)`` was called in this process (worker processes do), the in-process one otherwise.
+``limiter_for(db, key, requests, seconds)`` is what the sync engine asks for, with the key of the budget (the
+destination's ``budget_key`` when it names one, a HubSpot app's in its portal, else the destination itself): the
+database limiter once ``use_shared_limits(True)`` was called in this process (worker processes do), the in-process
+one otherwise.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ def shared_limits_enabled() -> bool:
 
 
 def limiter_for(db: Database, key: object, requests: int, seconds: float) -> RateLimiter | DatabaseRateLimiter:
-    """The limiter of one destination budget (``key`` names the destination): shared across processes through the
-    database when ``use_shared_limits`` is on, else shared by this process's threads."""
+    """The limiter of one budget (``key`` names it: a remote account's, or one destination's): shared across
+    processes through the database when ``use_shared_limits`` is on, else shared by this process's threads."""
     if shared_limits_enabled():
         return DatabaseRateLimiter(db, _key_text(key), requests, seconds)
     return shared_limiter(key, requests, seconds)

@@ -245,3 +245,15 @@ def test_the_token_never_shows(sandbox, caplog: pytest.LogCaptureFixture) -> Non
         assert not [text for text in shown if secret in text]
     finally:
         quiet.stop()
+
+
+def test_destinations_share_a_budget_exactly_when_they_hold_the_same_token() -> None:
+    def key(token: str, base_url: str | None = "http://127.0.0.1:8010") -> str:
+        return HubSpotDestination({"access_token": token, "base_url": base_url}).budget_key
+
+    assert key("pat-na1-one") == key("pat-na1-one")
+    assert key("pat-na1-one") != key("pat-na1-two")
+    assert key("pat-na1-one") != key("pat-na1-one", "http://127.0.0.1:8011")
+    assert key("pat-na1-one", None).startswith("hubspot:api.hubapi.com:")
+    # Stored beside the shared window: never the token itself.
+    assert "pat-na1-one" not in key("pat-na1-one") and "://" not in key("pat-na1-one")

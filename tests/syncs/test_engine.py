@@ -239,6 +239,28 @@ def test_a_dry_run_sends_nothing_and_records_nothing(client, tenant, database, s
     }
 
 
+def test_destinations_holding_one_token_share_its_portal_budget(client, tenant, database, sandbox, run):
+    """HubSpot counts a private app's requests per portal: two destinations with one token, synced at the same time,
+    stay together under the budget (each keeping its own window would send twice as much and meet 429s)."""
+    seed_users(database, tenant.workspace_id, people(500))
+    sandbox.set_rate_limit((4, 1.0))
+    config = hubspot_config(sandbox, rate_limit_requests=4, rate_limit_seconds=1)
+    setups = [create_sync(client, tenant, sandbox, config=config, name=name) for name in ("first", "second")]
+    outcomes = {}
+    threads = [
+        threading.Thread(target=lambda s=setup: outcomes.setdefault(s.sync_id, run(s.sync_id)), daemon=True)
+        for setup in setups
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert [outcomes[s.sync_id].status for s in setups] == [RunStatus.SUCCEEDED] * 2
+    assert [outcomes[s.sync_id].counts.added for s in setups] == [500, 500]
+    assert sandbox.stats()["rate_limited"] == 0
+    assert len(contacts(sandbox)) == 500
+
+
 def test_two_runs_of_one_sync_never_overlap(client, tenant, database, sandbox, run):
     seed_users(database, tenant.workspace_id, people(100))
     # 2 requests a second: the first run takes a few seconds, long enough for the second to find it running.

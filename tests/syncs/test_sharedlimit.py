@@ -57,5 +57,8 @@ def test_the_engine_shares_through_the_database_only_where_switched_on(database)
     try:
         limiter = limiter_for(database, ("postgresql://x", 1, "t"), 10, 1.0)
         assert isinstance(limiter, DatabaseRateLimiter) and limiter.key == "1:t"
+        # A budget named by the destination (one HubSpot app in one portal) is the same whatever destination asks.
+        portal = limiter_for(database, ("postgresql://x", "budget", "hubspot:127.0.0.1:8010:ab12"), 10, 1.0)
+        assert portal.key == "budget:hubspot:127.0.0.1:8010:ab12"
     finally:
         use_shared_limits(False)
