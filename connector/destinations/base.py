@@ -232,6 +232,11 @@ class Destination:
     def prepare(self, plan: WritePlan) -> None:
         """Make sure the destination can take the planned fields (create missing properties and options)."""
 
+    def inspect(self, plan: WritePlan) -> list[str]:
+        """What ``prepare`` would refuse for ``plan``, found without changing anything at the destination (a dry run
+        asks this, so a mapping the destination cannot take is reported before any record is sent)."""
+        return []
+
     def write(self, plan: WritePlan, batch: Sequence[OutboundRecord]) -> list[RecordResult]:
         """Write one batch (at most ``max_batch_size``); one result per input record, in any order."""
         raise NotImplementedError

@@ -269,6 +269,25 @@ class HubSpotDestination(HubSpotRecords, Destination):
             if spec.name != plan.identity_field:
                 self._ensure_property(plan.object_type, spec)
 
+    def inspect(self, plan: WritePlan) -> list[str]:
+        """Every reason ``prepare`` would refuse the plan, from reading the object's schema and properties only."""
+        self._api(plan.object_type)
+        self._ensure_custom_object(plan.object_type)  # reads the schema; refuses an undefined object
+        problems = []
+        identity = plan.identity_field
+        if identity not in KNOWN_UNIQUE.get(plan.object_type, ()):
+            prop = self._read_property(plan.object_type, identity)
+            if prop is not None and not prop.has_unique_value:
+                problems.append(_not_unique(plan.object_type, identity))
+        for spec in plan.fields:
+            if spec.name == identity:
+                continue
+            prop = self._read_property(plan.object_type, spec.name)
+            problem = type_problem(plan.object_type, spec, prop) or _read_only(plan.object_type, spec.name, prop)
+            if problem:
+                problems.append(problem)
+        return problems
+
     def _ensure_group(self, object_type: str) -> None:
         name = self.config.property_group
         group = self._property_models.PropertyGroupCreate(
@@ -338,10 +357,7 @@ class HubSpotDestination(HubSpotRecords, Destination):
         if prop is None:
             self._create_property(object_type, FieldSpec(name=name), unique=True)
         elif not prop.has_unique_value:
-            raise ConfigError(
-                f"HubSpot property {object_type}.{name} does not have unique values, so records cannot be matched "
-                "by it; choose a unique property as the identity (or a new name, created unique)"
-            )
+            raise ConfigError(_not_unique(object_type, name))
 
     def _ensure_property(self, object_type: str, spec: FieldSpec) -> None:
         prop = self._read_property(object_type, spec.name)
@@ -350,9 +366,9 @@ class HubSpotDestination(HubSpotRecords, Destination):
             raise ConfigError(problem)
         if prop is None:
             prop = self._create_property(object_type, spec)
-        metadata = getattr(prop, "modification_metadata", None)
-        if metadata is not None and getattr(metadata, "read_only_value", False):
-            raise ConfigError(f"HubSpot property {object_type}.{spec.name} is read-only")
+        problem = _read_only(object_type, spec.name, prop)
+        if problem:
+            raise ConfigError(problem)
         if spec.kind == "multi_select" and prop is not None and prop.type == "enumeration":
             self._ensure_options(object_type, prop, spec.options)
 
@@ -396,3 +412,17 @@ class HubSpotDestination(HubSpotRecords, Destination):
             raise ConfigError(f"cannot remove options from HubSpot property {field}: {exc.message}") from exc
 
     # -- records --------------------------------------------------------------------------------------------
+
+
+def _not_unique(object_type: str, name: str) -> str:
+    return (
+        f"HubSpot property {object_type}.{name} does not have unique values, so records cannot be matched by it; "
+        "choose a unique property as the identity (or a new name, created unique)"
+    )
+
+
+def _read_only(object_type: str, name: str, prop: Any) -> str | None:
+    metadata = getattr(prop, "modification_metadata", None)
+    if metadata is not None and getattr(metadata, "read_only_value", False):
+        return f"HubSpot property {object_type}.{name} is read-only"
+    return None

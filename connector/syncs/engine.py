@@ -246,6 +246,8 @@ class _Runner(Delivery):
         self.beat = beat
         try:
             self._load()
+            if self.dry_run:  # nothing is prepared, but what preparing would refuse is reported now
+                self.preparer.inspect(self.write_plan)
             log.info(
                 "sync %s: run %s started (%s%s)",
                 self.sync_id,

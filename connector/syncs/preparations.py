@@ -27,8 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.db import Database
+from connector.destinations import ConfigError, WritePlan
 from connector.destinations import Destination as DestinationPlugin
-from connector.destinations import WritePlan
 from connector.models import Destination, Sync, SyncPreparation, SyncRecord, utcnow
 from connector.syncs.retry import RetryPolicy
 
@@ -159,6 +159,13 @@ class Preparer:
         self._each_request_retried(self.plugin.prepare, plan)
         with self.db.session() as session:
             record_prepared(session, self.sync_id, self.destination_id, plan, plan_hash, self.version)
+
+    def inspect(self, plan: WritePlan) -> None:
+        """Raise ``ConfigError`` with every reason the destination would refuse ``plan``, found by reading only (a
+        dry run changes nothing remotely, yet reports a mapping the destination cannot take)."""
+        problems = self._each_request_retried(self.plugin.inspect, plan)
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     def forget(self) -> None:
         try:
