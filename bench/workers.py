@@ -51,6 +51,7 @@ from connector.models import (
     SyncRecord,
     SyncRun,
     SyncSegment,
+    SyncWatermark,
     User,
 )
 from connector.operations.settings import OperationsSettings
@@ -221,10 +222,11 @@ def workers(settings: Settings, count: int, concurrency: int, tmp: str) -> Itera
 
 
 def run_round(db: Database, dispatcher: CeleryDispatcher, sync_ids: list[int]) -> dict[int, tuple[float, int]]:
-    """Forget what was sent (so every record goes again), enqueue every sync, wait for all: per sync, the seconds
-    from enqueueing to its finish and the records it sent."""
+    """Forget what was sent and where each sync's last run stopped reading (so every record goes again), enqueue
+    every sync, wait for all: per sync, the seconds from enqueueing to its finish and the records it sent."""
     with db.session() as session:
         session.execute(delete(SyncRecord))
+        session.execute(delete(SyncWatermark))
         since = session.scalar(select(SyncRun.id).order_by(SyncRun.id.desc()).limit(1)) or 0
     started = datetime.now(UTC)
     for sync_id in sync_ids:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, case, literal
+from sqlalchemy import ColumnElement, case, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -79,14 +79,6 @@ def channel_for(default_channel: ColumnElement, channels: list[str], fallback: s
 def insert_for(session: Session) -> Callable:
     """The dialect's INSERT, which knows ``ON CONFLICT DO NOTHING``."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
-def among(session: Session, column: ColumnElement, ids: list[int]) -> ColumnElement:
-    """``column IN ids``. On PostgreSQL ONE array parameter (``= ANY``): thousands of ids bound one by one cost more
-    to render, send and parse than the statement costs to run."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(BigInteger)))
-    return column.in_(list(ids))
 
 
 def name_taken(what: str, name: str) -> ConflictError:

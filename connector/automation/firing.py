@@ -30,12 +30,13 @@ from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from connector.automation.common import among, insert_for
+from connector.automation.common import insert_for
 from connector.automation.playbooks import MAX_FIRINGS_PER_SUBJECT_PER_HOUR
 from connector.automation.sequences import enrol, get_sequence
 from connector.automation.webhooks import DeliveryPolicy, post_signed
 from connector.db import Database
 from connector.ingest.accounts import group
+from connector.ingest.statements import one_of
 from connector.ingest.users import identify
 from connector.models import (
     Account,
@@ -173,7 +174,7 @@ def matching_subjects(session: Session, playbook: Playbook, subject_ids: list[in
             return set(session.scalars(query))
         found: set[int] = set()
         for chunk in _chunks(subject_ids):
-            found.update(session.scalars(query.where(among(session, table.id, chunk))))
+            found.update(session.scalars(query.where(one_of(session, table.id, chunk))))
         return found
     node = parse_conditions(playbook.conditions, subject_type)
     if subject_ids is None:
@@ -260,7 +261,7 @@ def record_firings(session: Session, shared: dict[str, Any], causes: list[Cause]
         selected, source = _sqlite_rows(causes, dialect)
     elif all(c.history_id is not None for c in causes):
         selected, source = [HISTORY.c.subject_id, cast(HISTORY.c.id, Text), HISTORY.c.at], HISTORY
-        where = among(session, HISTORY.c.id, [c.history_id for c in causes])
+        where = one_of(session, HISTORY.c.id, [c.history_id for c in causes])
     else:
         selected, source = (
             [
@@ -303,7 +304,7 @@ def _recent_firings(session: Session, playbook_id: int, subjects: list[int], now
             select(FIRINGS.c.subject_id, func.count())
             .where(
                 FIRINGS.c.playbook_id == playbook_id,
-                among(session, FIRINGS.c.subject_id, chunk),
+                one_of(session, FIRINGS.c.subject_id, chunk),
                 FIRINGS.c.created_at >= now - timedelta(hours=1),
                 FIRINGS.c.status.in_(counted),
             )

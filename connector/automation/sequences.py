@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from sqlalchemy import Select, func, literal, select
 from sqlalchemy.orm import Session
 
-from connector.automation.common import CHANNELS, among, channel_for, check_text, insert_for, name_taken, parsed
+from connector.automation.common import CHANNELS, channel_for, check_text, insert_for, name_taken, parsed
 from connector.automation.webhooks import DeliveryPolicy, post_signed
 from connector.changes import ChangeSet
 from connector.errors import ConflictError, InvalidError, NotFoundError
+from connector.ingest.statements import one_of
 from connector.models import Enrolment, EnrolmentState, MessageEvent, MessageEventKind, Sequence, User, utcnow
 from connector.security import SecretBox
 from connector.segments.incremental import apply_changes
@@ -126,7 +127,7 @@ def enrol(
     table was quadratic (PostgreSQL, 100,000 enrolments: 36 s for 1,000 people), and the index also absorbs a
     concurrent enrolment of the same person."""
     now = now or utcnow()
-    chosen = USERS.c.id.in_(users) if isinstance(users, Select) else among(session, USERS.c.id, list(users))
+    chosen = USERS.c.id.in_(users) if isinstance(users, Select) else one_of(session, USERS.c.id, list(users))
     first = sequence.steps[0]
     rows = select(
         literal(sequence.workspace_id),

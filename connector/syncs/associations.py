@@ -5,7 +5,9 @@ user has a contact written by a contacts sync to the same destination, and whose
 by a companies sync to it, is associated in HubSpot (associations v4 batch, ``MAX_ASSOCIATION_BATCH`` a request),
 under the run's retry policy and rate limiter, each batch acknowledged (``sync_associations``) once answered. A
 pair HubSpot reports as not found is skipped and named in the run's errors; an acknowledged pair is never sent
-again. Links removed later are not un-associated.
+again. A link removed since (an acknowledged pair no longer in ``account_users``) is dissociated in HubSpot (v4
+``batch/archive``) and its acknowledgement deleted once answered, so linking the two again associates them again; a
+pair whose contact or company is no longer held by its sync has nothing to address and is only forgotten.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, delete, exists, select, tuple_
 from sqlalchemy.orm import aliased
 
 from connector.db import Database
@@ -45,8 +47,45 @@ def associate_companies(db: Database, run_id: int, sync_id: int, plugin: object,
     associations = HubSpotAssociations.of(plugin)
     done = 0
     for contact_sync, company_sync in pairs:
+        _dissociate(db, contact_sync, company_sync, associations, send)
         done += _associate(db, run_id, contact_sync, company_sync, associations, send)
     return done
+
+
+def _dissociate(db: Database, contact_sync: int, company_sync: int, associations, send) -> int:
+    """Dissociate the acknowledged pairs whose link is gone; returns how many were forgotten."""
+    contact, company = aliased(SyncRecord), aliased(SyncRecord)
+    linked = exists().where(
+        AccountUser.user_id == SyncAssociation.user_id, AccountUser.account_id == SyncAssociation.account_id
+    )
+    with db.session() as session:
+        rows = session.execute(
+            select(SyncAssociation.user_id, SyncAssociation.account_id, contact.remote_id, company.remote_id)
+            .outerjoin(contact, and_(contact.sync_id == contact_sync, contact.subject_id == SyncAssociation.user_id))
+            .outerjoin(company, and_(company.sync_id == company_sync, company.subject_id == SyncAssociation.account_id))
+            .where(
+                SyncAssociation.contact_sync_id == contact_sync,
+                SyncAssociation.company_sync_id == company_sync,
+                ~linked,
+            )
+            .order_by(SyncAssociation.user_id, SyncAssociation.account_id)
+        ).all()
+    for start in range(0, len(rows), MAX_ASSOCIATION_BATCH):
+        batch = rows[start : start + MAX_ASSOCIATION_BATCH]
+        known = [(c, a) for _, _, c, a in batch if c is not None and a is not None]
+        if known:
+            send(associations.dissociate, known)
+        with db.session() as session:
+            session.execute(
+                delete(SyncAssociation).where(
+                    SyncAssociation.contact_sync_id == contact_sync,
+                    SyncAssociation.company_sync_id == company_sync,
+                    tuple_(SyncAssociation.user_id, SyncAssociation.account_id).in_([(u, a) for u, a, _, _ in batch]),
+                )
+            )
+    if rows:
+        log.info("syncs %s and %s: %s contact-company associations removed", contact_sync, company_sync, len(rows))
+    return len(rows)
 
 
 def _associate(db: Database, run_id: int, contact_sync: int, company_sync: int, associations, send) -> int:

@@ -1,9 +1,11 @@
-"""The sandbox's associations v4 batch create (``POST /crm/v4/associations/{from}/{to}/batch/create``).
+"""The sandbox's associations v4 batch create and archive (``POST /crm/v4/associations/{from}/{to}/batch/create``,
+``…/batch/archive``).
 
 HubSpot's shapes: inputs ``{"from": {"id"}, "to": {"id"}, "types": [{"associationCategory", "associationTypeId"}]}``,
 at most ``MAX_ASSOCIATION_INPUTS`` a request; ``201`` with ``results`` of ``LabelsBetweenObjectPair`` when every
 input landed, ``207`` with ``errors`` naming the ids of records that do not exist. Creating an association that
-exists already is harmless.
+exists already is harmless. Archive takes ``{"from": {"id"}, "to": [{"id"}, …]}`` inputs, removes every association
+(of any type) between each pair, and answers ``204`` without a body; a pair not associated is no error.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ CATEGORIES = {"HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED"}
 
 ASSOCIATION_ROUTES = [
     ("POST", r"^/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/create$", "associations-create"),
+    ("POST", r"^/crm/v4/associations/(?P<from_type>[^/]+)/(?P<to_type>[^/]+)/batch/archive$", "associations-archive"),
 ]
-ASSOCIATION_WRITE_ROUTES = {"associations-create"}
+ASSOCIATION_WRITE_ROUTES = {"associations-create", "associations-archive"}
 
 
 def _timestamp() -> str:
@@ -82,3 +85,25 @@ class AssociationsMixin:
             answer.update(numErrors=len(errors), errors=errors)
             return self._answer(207, answer)
         return self._answer(201, answer)
+
+    def _associations_archive(self, from_type: str, to_type: str, body: Any, query: Any):
+        if from_type not in TYPE_IDS or to_type not in TYPE_IDS:
+            return self._fail(400, f"Unknown object type {from_type if from_type not in TYPE_IDS else to_type}")
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(inputs, list) or not inputs:
+            return self._fail(400, "inputs is required")
+        if len(inputs) > MAX_ASSOCIATION_INPUTS:
+            return self._fail(400, f"The maximum number of inputs supported in a batch is {MAX_ASSOCIATION_INPUTS}")
+        pairs = set()
+        for item in inputs:
+            try:
+                from_id = str(item["from"]["id"])
+                targets = item["to"]
+                assert isinstance(targets, list) and targets
+                pairs.update((from_id, str(target["id"])) for target in targets)
+            except (KeyError, TypeError, AssertionError):
+                return self._fail(400, "Invalid input: every input needs from.id and a list of to ids")
+        self._associations = {
+            a for a in self._associations if not (a[0] == from_type and a[2] == to_type and (a[1], a[3]) in pairs)
+        }
+        return self._answer(204, None)

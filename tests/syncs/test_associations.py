@@ -3,9 +3,9 @@ batch against the sandbox over real HTTP)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from connector.models import SyncRunError
+from connector.models import AccountUser, SyncRunError, User
 from connector.syncs.engine import run_sync
 from tests.syncs.conftest import FAST_RETRY, create_sync
 
@@ -94,3 +94,31 @@ def test_association_batches_are_retried_through_429s(client, tenant, database, 
     assert len(associated(sandbox)) == 3
     with database.session() as session:
         assert session.scalars(select(SyncRunError).where(SyncRunError.run_id == outcome.run_id)).all() == []
+
+
+def test_a_link_removed_is_dissociated_and_linking_again_associates_again(client, tenant, database, settings, sandbox):
+    seed(client, tenant)
+    contacts = create_sync(
+        client, tenant, sandbox, mappings=[{"source": {"kind": "field", "name": "email"}, "destination": "email"}]
+    )
+    companies = company_sync(client, tenant, contacts.destination_id)
+    run(database, settings, contacts.sync_id)
+    run(database, settings, companies)
+    assert len(associated(sandbox)) == 3
+
+    # Bob leaves Acme (as a source's account-links model does when his row is gone).
+    with database.session() as session:
+        bob = session.scalar(select(User.id).where(User.email == "bob@acme.example"))
+        session.execute(delete(AccountUser).where(AccountUser.user_id == bob))
+    run(database, settings, contacts.sync_id)
+    assert associated(sandbox) == {("ann@acme.example", "Acme"), ("cy@globex.example", "Globex")}
+    before = sandbox.stats()["requests"]
+    run(database, settings, companies)
+    key = "POST /crm/v4/associations/contacts/companies/batch/archive"
+    assert sandbox.stats()["requests"].get(key) == before.get(key), "a removed link is dissociated once"
+
+    # Linked again: associated again.
+    body = {"batch": [{"external_id": "acme", "users": [{"email": "bob@acme.example"}]}]}
+    assert client.post(tenant.url("/group"), json=body, headers=tenant.headers).status_code == 200
+    run(database, settings, companies)
+    assert ("bob@acme.example", "Acme") in associated(sandbox) and len(associated(sandbox)) == 3
