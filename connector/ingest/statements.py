@@ -33,9 +33,11 @@ def insert_rows(
     rows: Sequence[dict[str, Any]],
     *,
     conflict: Sequence[str] | None = None,
+    update: Sequence[str] = (),
     returning: Sequence[Any] = (),
 ):
-    """``INSERT`` many rows (all with the same keys), skipping those that hit a unique constraint.
+    """``INSERT`` many rows (all with the same keys), skipping those that hit a unique constraint, or with ``update``
+    (and ``conflict``) setting those columns of the row already there from the new one instead.
 
     ``conflict`` names the constraint's columns (None: any unique constraint). Returns the ``returning`` columns of
     the rows inserted, or None without ``returning``. On PostgreSQL the rows travel as one JSON parameter unpacked
@@ -51,17 +53,26 @@ def insert_rows(
             .table_valued(*[column(name, table.c[name].type) for name in names])
             .render_derived(with_types=True)
         )
-        statement = postgresql.insert(table).from_select(names, select(*[records.c[name] for name in names]))
-        statement = statement.on_conflict_do_nothing(index_elements=conflict)
+        statement = _on_conflict(
+            postgresql.insert(table).from_select(names, select(*[records.c[name] for name in names])), conflict, update
+        )
         if returning:
             return session.execute(statement.returning(*returning)).all()
         session.execute(statement)
         return None
-    statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    statement = _on_conflict(sqlite.insert(table), conflict, update)
     if returning:
         return session.execute(statement.returning(*returning), list(rows)).all()
     session.execute(statement, list(rows))
     return None
+
+
+def _on_conflict(statement, conflict: Sequence[str] | None, update: Sequence[str]):
+    if not update:
+        return statement.on_conflict_do_nothing(index_elements=conflict)
+    return statement.on_conflict_do_update(
+        index_elements=conflict, set_={name: getattr(statement.excluded, name) for name in update}
+    )
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, exists, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from connector.ingest.statements import insert_rows
 from connector.models import Account, RecordState, SubjectType, SyncRecord, SyncRun, SyncRunError, User, utcnow
 
 # Deleting ids in chunks keeps each statement's parameter list well under every driver's limit.
@@ -20,17 +20,20 @@ CHUNK = 1000
 
 
 def _upsert(session: Session, sync_id: int, rows: list[dict[str, Any]], updated: tuple[str, ...]) -> None:
-    """Insert ``rows`` of ``sync_records`` (of one sync), or update the ``updated`` columns where they exist."""
+    """Insert ``rows`` of ``sync_records`` (of one sync), or update the ``updated`` columns where they exist. One
+    statement per batch (``insert_rows``): an executemany of a batch's upserts was most of the database's work in a
+    sync run. A subject twice in ``rows`` keeps its last row, as one statement may touch a row only once."""
     if not rows:
         return
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(SyncRecord)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[SyncRecord.sync_id, SyncRecord.subject_id],
-        set_={name: getattr(stmt.excluded, name) for name in (*updated, "state", "error", "updated_at")},
-    )
     now = utcnow()
-    session.execute(stmt, [{"sync_id": sync_id, "updated_at": now, **row} for row in rows])
+    latest = {row["subject_id"]: row for row in rows}
+    insert_rows(
+        session,
+        SyncRecord.__table__,
+        [{"sync_id": sync_id, "updated_at": now, **row} for row in latest.values()],
+        conflict=["sync_id", "subject_id"],
+        update=(*updated, "state", "error", "updated_at"),
+    )
 
 
 def save_delivered(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]) -> None:

@@ -122,6 +122,11 @@ class SyncSetup:
     sync_id: int
 
 
+def writes(stats: dict) -> dict[str, int]:
+    """The sandbox's requests that could change something (a dry run reads properties, and writes nothing)."""
+    return {route: n for route, n in stats["requests"].items() if not route.startswith("GET ")}
+
+
 def hubspot_config(sandbox: HubSpotSandbox, **extra) -> dict:
     return {"access_token": SANDBOX_TOKEN, "base_url": sandbox.url, **extra}
 
