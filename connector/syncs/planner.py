@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from connector.computed.reads import value_join
+from connector.computed.reads import value_of
 from connector.models import (
     Account,
     RecordState,
@@ -140,8 +140,7 @@ def subject_page(
     )
     # Raw text: the renderer decodes each distinct value once (most subjects share a few combinations).
     for label, name in renderer.computed_columns:
-        values, on, value = value_join(name, scope.workspace_id, scope.subject_type, model.id, after_id, last_id)
-        stmt = stmt.add_columns(value.label(label)).outerjoin(values, on)
+        stmt = stmt.add_columns(value_of(name, scope.subject_type, model.id).label(label))
     stmt = stmt.where(in_scope, model.id > after_id, model.id <= last_id).order_by(model.id)
     return session.execute(stmt).all()
 
