@@ -25,6 +25,7 @@ from connector.ingest.batches import BatchResult
 from connector.ingest.imports import ImportReport
 from connector.ingest.subjects import ConcurrentWriteError
 from connector.segments.incremental import apply_changes
+from connector.statistics import after_write
 
 ATTEMPTS = 3
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -44,7 +45,9 @@ def in_one_transaction(db: Database, workspace_id: int, work: Callable[[Session,
     for attempt in range(1, attempts + 1):
         try:
             with db.session() as session:
-                return work(session, lambda changes: apply_changes(session, workspace_id, changes))
+                done = work(session, lambda changes: apply_changes(session, workspace_id, changes))
+            after_write(db)  # statistics that fell behind the data are taken again (off the request's path)
+            return done
         except DBAPIError as exc:
             if retryable(exc) and attempt < attempts:
                 continue
