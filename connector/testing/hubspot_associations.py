@@ -39,14 +39,22 @@ class AssociationsMixin:
         with self._lock:
             return {(f, t) for ft, f, tt, t, _ in self._associations if (ft, tt) == (from_type, to_type)}
 
-    def _associations_create(self, from_type: str, to_type: str, body: Any, query: Any):
+    def _association_inputs(self, from_type: str, to_type: str, body: Any) -> tuple[list | None, Any]:
+        """A batch's inputs, or None and the 400 HubSpot answers (unknown object type, no inputs, too many)."""
         if from_type not in TYPE_IDS or to_type not in TYPE_IDS:
-            return self._fail(400, f"Unknown object type {from_type if from_type not in TYPE_IDS else to_type}")
+            return None, self._fail(400, f"Unknown object type {from_type if from_type not in TYPE_IDS else to_type}")
         inputs = body.get("inputs") if isinstance(body, dict) else None
         if not isinstance(inputs, list) or not inputs:
-            return self._fail(400, "inputs is required")
+            return None, self._fail(400, "inputs is required")
         if len(inputs) > MAX_ASSOCIATION_INPUTS:
-            return self._fail(400, f"The maximum number of inputs supported in a batch is {MAX_ASSOCIATION_INPUTS}")
+            message = f"The maximum number of inputs supported in a batch is {MAX_ASSOCIATION_INPUTS}"
+            return None, self._fail(400, message)
+        return inputs, None
+
+    def _associations_create(self, from_type: str, to_type: str, body: Any, query: Any):
+        inputs, refused = self._association_inputs(from_type, to_type, body)
+        if inputs is None:
+            return refused
         sources, targets = self._store(from_type).records, self._store(to_type).records
         started = _timestamp()
         results, errors = [], []
@@ -87,13 +95,9 @@ class AssociationsMixin:
         return self._answer(201, answer)
 
     def _associations_archive(self, from_type: str, to_type: str, body: Any, query: Any):
-        if from_type not in TYPE_IDS or to_type not in TYPE_IDS:
-            return self._fail(400, f"Unknown object type {from_type if from_type not in TYPE_IDS else to_type}")
-        inputs = body.get("inputs") if isinstance(body, dict) else None
-        if not isinstance(inputs, list) or not inputs:
-            return self._fail(400, "inputs is required")
-        if len(inputs) > MAX_ASSOCIATION_INPUTS:
-            return self._fail(400, f"The maximum number of inputs supported in a batch is {MAX_ASSOCIATION_INPUTS}")
+        inputs, refused = self._association_inputs(from_type, to_type, body)
+        if inputs is None:
+            return refused
         pairs = set()
         for item in inputs:
             try:

@@ -42,6 +42,15 @@ def company_sync(client, tenant, destination_id):
     return response.get_json()["id"]
 
 
+def both_syncs(client, tenant, sandbox):
+    """The seeded people and companies, a contacts sync and a companies sync to one destination (not run)."""
+    seed(client, tenant)
+    contacts = create_sync(
+        client, tenant, sandbox, mappings=[{"source": {"kind": "field", "name": "email"}, "destination": "email"}]
+    )
+    return contacts, company_sync(client, tenant, contacts.destination_id)
+
+
 def run(database, settings, sync_id):
     outcome = run_sync(database, sync_id, secret_key=settings.secret_key, retry=FAST_RETRY)
     assert outcome.status.value == "succeeded", outcome.first_error
@@ -55,11 +64,7 @@ def associated(sandbox) -> set[tuple[str, str]]:
 
 
 def test_contacts_are_associated_with_their_companies_once_both_are_synced(client, tenant, database, settings, sandbox):
-    seed(client, tenant)
-    contacts = create_sync(
-        client, tenant, sandbox, mappings=[{"source": {"kind": "field", "name": "email"}, "destination": "email"}]
-    )
-    companies = company_sync(client, tenant, contacts.destination_id)
+    contacts, companies = both_syncs(client, tenant, sandbox)
 
     run(database, settings, contacts.sync_id)
     assert associated(sandbox) == set()  # companies not synced yet
@@ -80,11 +85,7 @@ def test_contacts_are_associated_with_their_companies_once_both_are_synced(clien
 
 
 def test_association_batches_are_retried_through_429s(client, tenant, database, settings, sandbox):
-    seed(client, tenant)
-    contacts = create_sync(
-        client, tenant, sandbox, mappings=[{"source": {"kind": "field", "name": "email"}, "destination": "email"}]
-    )
-    companies = company_sync(client, tenant, contacts.destination_id)
+    contacts, companies = both_syncs(client, tenant, sandbox)
     run(database, settings, contacts.sync_id)
     sandbox.set_faults(rate_429=0.5, seed=1, match="/crm/v4/associations")
 
@@ -97,11 +98,7 @@ def test_association_batches_are_retried_through_429s(client, tenant, database, 
 
 
 def test_a_link_removed_is_dissociated_and_linking_again_associates_again(client, tenant, database, settings, sandbox):
-    seed(client, tenant)
-    contacts = create_sync(
-        client, tenant, sandbox, mappings=[{"source": {"kind": "field", "name": "email"}, "destination": "email"}]
-    )
-    companies = company_sync(client, tenant, contacts.destination_id)
+    contacts, companies = both_syncs(client, tenant, sandbox)
     run(database, settings, contacts.sync_id)
     run(database, settings, companies)
     assert len(associated(sandbox)) == 3
