@@ -11,7 +11,7 @@ moves every person to the pro plan, so all of them enter the segment at once; th
 enter-triggered firing is recorded.
 
 Figures: ``firings_per_s`` = people / (membership change committed -> last firing recorded), so the wait for the
-scheduler's next tick (every 2 s) and the settle time (1 s) count against it; ``firing_delay_p95_s`` = 95th
+scheduler's next tick (every second) and the settle time (1 s) count against it; ``firing_delay_p95_s`` = 95th
 percentile of (firing recorded - membership change committed); ``until_all_fired_s`` = commit to the last firing.
 Progress goes to stderr; stdout gets one line, a JSON object.
 """

@@ -59,7 +59,7 @@ log = logging.getLogger("connector.scheduling")
 SEGMENT_ACTION_JOB_PREFIX = "segment-action:"
 PLAYBOOK_JOB_PREFIX = "playbook:"
 PROCESS_JOB_ID = "automation:process"
-PROCESS_SECONDS = 2
+PROCESS_SECONDS = 1
 # One pass of the process job stops reading history after this long, so steps and deliveries get their turn.
 PASS_BUDGET_SECONDS = 20.0
 RUN_SEGMENT_ACTION_REF = "connector.scheduling.automation:run_scheduled_segment_action"
