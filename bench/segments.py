@@ -72,6 +72,7 @@ from connector.segments.edges import EDGE_INTERVAL, refresh_window_edges
 from connector.segments.incremental import apply_changes
 from connector.segments.run import refresh_segments
 from connector.segments.sliding import refresh_time_relative_segments
+from connector.segments.validation import parse_conditions
 from connector.tenancy import create_company, create_member, create_token, create_workspace
 from connector.testing.scratch import scratch_database
 
@@ -534,7 +535,7 @@ class Naive:
         self.now = now
         self.workspace_id = workspace_id
         self.segments = {s.id: s for s in segments}
-        self.trees = {s.id: c.parse_conditions(s.conditions, s.subject_type) for s in segments}
+        self.trees = {s.id: parse_conditions(s.conditions, s.subject_type) for s in segments}
         self.type_names = dict(session.execute(select(ObjectType.id, ObjectType.name)).all())
         self._users: dict[int, dict] = {}
         self._accounts: dict[int, dict] = {}
