@@ -52,6 +52,8 @@ SWEEP_JOB_ID = "scheduler:expire-abandoned-runs"
 SWEEP_SECONDS = 30.0
 # How long a scheduler that has lost its lock waits before looking again (it is being stopped meanwhile).
 LOCK_RECHECK_SECONDS = 1.0
+# A scheduler that lost its lock waits this many of its retry periods before trying for it again.
+LOST_BACKOFF_RETRIES = 3
 # Counting the run times a job missed during downtime stops here (a minutely job down for a year).
 MISSED_COUNT_LIMIT = 10_000
 
@@ -283,6 +285,10 @@ class SchedulerHandle:
                     break
             self._deactivate(wait=self._wait_for_jobs and not lost)
             self._lock.release()
+            if lost:
+                # Its connection was cut: let the standbys, which try every retry_seconds, have the lock first
+                # (trying again at once, it often won the race against a healthy standby and carried on).
+                self._stopping.wait(LOST_BACKOFF_RETRIES * self.retry_seconds)
         log.info("%s: scheduler stopped", self.holder)
 
     def _try_acquire(self) -> bool:
