@@ -235,7 +235,7 @@ def _read_and_write(db: Database, url: str, snapshot: _Snapshot, run_id: int, co
                         }
                     yield _plan(layout, rows), cursor
 
-            statistics = Statistics(db, snapshot.kind)
+            statistics = Statistics(db)
             for planned, cursor in chunks():
                 before = counts.created + counts.changed
                 with collector_paused(), db.session() as session:
