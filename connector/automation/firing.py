@@ -24,9 +24,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, DateTime, String, Text, bindparam, cast, func, literal, select, true, update
+from sqlalchemy import DateTime, String, Text, bindparam, cast, func, literal, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,7 @@ from connector.automation.sequences import enrol, get_sequence
 from connector.automation.webhooks import DeliveryPolicy, post_signed
 from connector.db import Database
 from connector.ingest.accounts import group
-from connector.ingest.statements import one_of
+from connector.ingest.statements import id_array, one_of
 from connector.ingest.users import identify
 from connector.models import (
     Account,
@@ -68,8 +68,7 @@ HISTORY = SegmentMembershipEvent.__table__
 FIRING_HEADER = "X-Connector-Firing"
 
 
-@dataclass(frozen=True)
-class Cause:
+class Cause(NamedTuple):
     trigger: str
     ref: str
     subject_id: int
@@ -147,7 +146,8 @@ def sweep_late_rows(
 
 
 def _history_causes(playbook: Playbook, rows) -> list[Cause]:
-    return [Cause(playbook.trigger["kind"], str(r.id), r.subject_id, r.at, r.id) for r in rows]
+    kind = playbook.trigger["kind"]
+    return [Cause(kind, str(id_), subject_id, at, id_) for id_, subject_id, at in rows]
 
 
 def fire_on_schedule(session: Session, playbook_id: int, now: datetime | None = None) -> int:
@@ -265,7 +265,7 @@ def record_firings(session: Session, shared: dict[str, Any], causes: list[Cause]
     else:
         selected, source = (
             [
-                func.unnest(bindparam("a_subject", [c.subject_id for c in causes], type_=ARRAY(BigInteger))),
+                func.unnest(id_array([c.subject_id for c in causes])),
                 func.unnest(bindparam("a_ref", [c.ref for c in causes], type_=ARRAY(Text))),
                 func.unnest(bindparam("a_at", [c.at for c in causes], type_=ARRAY(DateTime(timezone=True)))),
             ],
@@ -297,20 +297,32 @@ def _sqlite_rows(causes: list[Cause], dialect) -> tuple[list[Any], Any]:
 
 
 def _recent_firings(session: Session, playbook_id: int, subjects: list[int], now: datetime) -> dict[int, int]:
-    counts: dict[int, int] = {}
+    """How many firings that acted (or will) each subject had from this playbook in the last hour (the loop bound).
+
+    One count per subject, each an index probe of ``(playbook_id, subject_id, created_at)``: on PostgreSQL the
+    subjects are an array unnested beside a correlated count, so the plan does not depend on what the planner
+    believes of the firings table (as a semi-join, with statistics from when the table was empty, it re-read every
+    firing of the playbook for each subject: 16 s for 5,000 subjects at 40,000 firings)."""
     counted = (FiringStatus.SUCCEEDED.value, FiringStatus.FAILED.value, FiringStatus.PENDING.value)
+    recent = [
+        FIRINGS.c.playbook_id == playbook_id,
+        FIRINGS.c.created_at >= now - timedelta(hours=1),
+        FIRINGS.c.status.in_(counted),
+    ]
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    counts: dict[int, int] = {}
     for chunk in _chunks(subjects):
-        rows = session.execute(
-            select(FIRINGS.c.subject_id, func.count())
-            .where(
-                FIRINGS.c.playbook_id == playbook_id,
-                one_of(session, FIRINGS.c.subject_id, chunk),
-                FIRINGS.c.created_at >= now - timedelta(hours=1),
-                FIRINGS.c.status.in_(counted),
+        if postgresql:
+            subject = func.unnest(id_array(chunk)).column_valued("subject")
+            found = select(func.count()).where(FIRINGS.c.subject_id == subject, *recent).scalar_subquery()
+            query = select(subject, found).where(found > 0)
+        else:
+            query = (
+                select(FIRINGS.c.subject_id, func.count())
+                .where(FIRINGS.c.subject_id.in_(chunk), *recent)
+                .group_by(FIRINGS.c.subject_id)
             )
-            .group_by(FIRINGS.c.subject_id)
-        )
-        counts.update({subject_id: n for subject_id, n in rows})
+        counts.update({subject_id: n for subject_id, n in session.execute(query)})
     return counts
 
 

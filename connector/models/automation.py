@@ -81,7 +81,9 @@ class Enrolment(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    # The sequence's workspace; no foreign key of its own (the sequence's cascades from the workspace, and a bulk
+    # enrolment would pay one more check per row: migration 0017).
+    workspace_id: Mapped[int] = mapped_column(BigId, index=True)
     sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(20))
@@ -211,11 +213,17 @@ class PlaybookFiring(Base):
     __table_args__ = (
         UniqueConstraint("playbook_id", "trigger_ref", "subject_id"),
         Index(None, "playbook_id", "subject_id", "created_at"),
-        Index(None, "status", "id"),
+        Index(
+            "ix_playbook_firings_pending",
+            "id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    # The playbook's workspace; no foreign key or index of its own (firings are read by playbook, and go with it).
+    workspace_id: Mapped[int] = mapped_column(BigId)
     playbook_id: Mapped[int] = mapped_column(ForeignKey("playbooks.id", ondelete="CASCADE"))
     subject_id: Mapped[int] = mapped_column(BigId)
     trigger: Mapped[str] = mapped_column(String(20))

@@ -53,6 +53,7 @@ from connector.scheduling.dispatch import (
     current_dispatcher,
 )
 from connector.scheduling.jobs import _bound_context
+from connector.statistics import after_write
 
 log = logging.getLogger("connector.scheduling")
 
@@ -210,6 +211,7 @@ def process_once(db: Database, secret_key: str | None, budget_seconds: float = P
             totals["history"] += read
             if not read:
                 break
+            after_write(db)  # firings and enrolments grow fast: the planner's statistics follow (off this path)
         try:
             with db.session() as session:
                 totals["history"] += sweep_late_rows(session, playbook_id)
