@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from kombu import Connection
@@ -31,6 +32,9 @@ from tests.syncs.conftest import _sandbox_server, sandbox  # noqa: F401  (the Hu
 BROKER_URL = os.environ.get("CONNECTOR_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LEASE_SECONDS = 4.0
+# A worker process starts in about two seconds; a loaded CI machine may take many times that.
+READY_TIMEOUT_S = 120.0
+LOG_TAIL = 60
 HEARTBEAT_SECONDS = 0.5
 
 
@@ -92,17 +96,23 @@ def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., 
 
     started: list[Settings] = []
 
-    def start(concurrency: int = 4, settings: Settings | None = None) -> subprocess.Popen:
+    logs: list[Path] = []
+
+    def start(concurrency: int = 4, settings: Settings | None = None, wait: bool = True) -> subprocess.Popen:
         settings = settings or worker_settings
         started.append(settings)
-        log = (tmp_path / f"worker-{len(processes)}.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "connector.cli", "worker", "--concurrency", str(concurrency), "--no-alerts"],
-            env=worker_env(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        path = tmp_path / f"worker-{len(processes)}.log"
+        with path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "connector.cli", "worker", "--concurrency", str(concurrency), "--no-alerts"],
+                env=worker_env(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         processes.append(process)
+        logs.append(path)
+        if wait:
+            wait_until_ready(process, path)
         return process
 
     yield start
@@ -115,6 +125,11 @@ def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    # Shown by pytest only when the test failed: what each worker was doing.
+    for path in logs:
+        lines = path.read_text(errors="replace").splitlines()
+        print(f"--- {path.name} (last {min(len(lines), LOG_TAIL)} of {len(lines)} lines)")
+        print("\n".join(lines[-LOG_TAIL:]))
     for settings in {s.operations.broker_url: s for s in started}.values():
         with Connection(settings.operations.broker_url) as connection:
             channel = connection.channel()
@@ -123,6 +138,17 @@ def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., 
                     channel.queue_delete(settings.operations.queue_prefix + queue)
                 except Exception:
                     channel = connection.channel()
+
+
+def wait_until_ready(process: subprocess.Popen, log: Path, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until the worker consumes from its queues (Celery logs "ready."), so tests start from listening workers."""
+    deadline = time.monotonic() + timeout
+    while " ready." not in log.read_text(errors="replace"):
+        if process.poll() is not None:
+            raise AssertionError(f"the worker exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the worker was not ready after {timeout} s:\n{log.read_text(errors='replace')}")
+        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -144,5 +170,13 @@ def wait_for_runs(database, sync_ids, *, timeout: float, statuses=(RunStatus.SUC
         if set(found) == wanted:
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"no finished run after {timeout} s for syncs {sorted(wanted - set(found))}")
+            with database.session() as session:
+                seen = session.execute(
+                    select(SyncRun.sync_id, SyncRun.id, SyncRun.status, SyncRun.first_error).where(
+                        SyncRun.sync_id.in_(wanted)
+                    )
+                ).all()
+            raise AssertionError(
+                f"no finished run after {timeout} s for syncs {sorted(wanted - set(found))}; runs: {seen}"
+            )
         time.sleep(0.2)

@@ -155,7 +155,6 @@ def test_a_slow_destination_delays_only_its_own_syncs(client, tenant, database, 
     slow, fast = destinations[0], destinations[1:]
     sandboxes[0].set_faults(FaultPlan(latency_s=2.0))
     start_worker(), start_worker()
-    time.sleep(1.0)  # both workers listening
 
     # The slow destination's syncs first: without isolation they would take five of the eight worker slots.
     for sync_id in syncs[slow] + [s for d in fast for s in syncs[d]]:
@@ -183,7 +182,6 @@ def test_two_workers_syncing_to_one_portal_stay_under_its_rate_limit(
     destination = make_destination(client, tenant, portal, "portal", rate_limit_requests=20, rate_limit_seconds=2)
     sync_ids = [make_segment_sync(client, database, tenant, destination, f"p{k}", 2000) for k in range(2)]
     start_worker(concurrency=1), start_worker(concurrency=1)
-    time.sleep(1.0)
     for sync_id in sync_ids:
         dispatcher.run_sync(sync_id, "schedule")
     runs = wait_for_runs(database, sync_ids, timeout=120)
