@@ -1,15 +1,17 @@
 """Firing playbooks: from the membership history (enter/exit) or a schedule, to recorded firings and their actions.
 
-Enter/exit triggers read ``segment_membership_history``, not an in-memory hook: each playbook keeps a cursor (the
-last history id it read). One pass reads the next rows of its segment and change after the cursor, checks the
-conditions for those subjects, runs the actions that write to the database (enrol, attributes, tags), records one
-firing per history row and advances the cursor — all in the caller's transaction, so a crash before the commit
-leaves everything to be read again, and a commit leaves nothing to be read twice (a firing is also unique per
-playbook, history row and subject). Rows younger than ``SETTLE`` are left for the next pass, so that a transaction
-that wrote a lower history id and commits a moment later is not stepped over; a transaction that commits later
-still (a long import beside short requests) is caught by ``sweep_late_rows``, which fires the rows of the last
-``LATE_WINDOW`` behind the cursor that have no firing yet (never rows from before the playbook was created or
-resumed from now).
+Enter/exit triggers read ``segment_membership_history``, not an in-memory hook. A playbook reads it in lanes
+(``PlaybookLane``: the subjects with ``subject_id % lanes == lane``), each with a cursor (the last history id it
+read) and a row lock of its own, so the lanes of one playbook are fired by parallel transactions. One pass of a lane
+reads the next rows of its segment, change and subjects after its cursor, checks the conditions for those subjects,
+runs the actions that write to the database (enrol, attributes, tags), records one firing per history row and
+advances the lane's cursor — all in the caller's transaction, so a crash before the commit leaves everything to be
+read again, and a commit leaves nothing to be read twice (a firing is also unique per playbook, history row and
+subject). A subject is always in the same lane: its firings keep their order and its loop bound is counted in one
+place. Rows younger than ``SETTLE`` are left for the next pass, so that a transaction that wrote a lower history id
+and commits a moment later is not stepped over; a transaction that commits later still (a long import beside short
+requests) is caught by ``sweep_late_rows``, which fires the rows of the last ``LATE_WINDOW`` behind the lane's
+cursor that have no firing yet (never rows from before the playbook was created or resumed from now).
 
 Actions that call out (webhook, run a sync) are never run inside the transaction: the firing is recorded
 ``pending`` and ``deliver_firing`` runs them afterwards, with retries (tenacity), then records ``succeeded`` or
@@ -44,6 +46,7 @@ from connector.models import (
     MembershipChange,
     Playbook,
     PlaybookFiring,
+    PlaybookLane,
     SegmentMembershipEvent,
     SubjectType,
     User,
@@ -77,28 +80,33 @@ class Cause(NamedTuple):
     history_id: int | None = None
 
 
-def playbooks_to_process(session: Session) -> list[int]:
-    """Enabled enter/exit playbooks, every workspace."""
-    query = select(Playbook.id).where(Playbook.enabled.is_(True), Playbook.trigger_segment_id.is_not(None))
-    return list(session.scalars(query.order_by(Playbook.id)))
+def playbooks_to_process(session: Session) -> list[tuple[int, int]]:
+    """The lanes of the enabled enter/exit playbooks of every workspace, as (playbook id, lane)."""
+    query = (
+        select(PlaybookLane.playbook_id, PlaybookLane.lane)
+        .join(Playbook, Playbook.id == PlaybookLane.playbook_id)
+        .where(Playbook.enabled.is_(True), Playbook.trigger_segment_id.is_not(None))
+    )
+    return [
+        (playbook_id, lane) for playbook_id, lane in session.execute(query.order_by(Playbook.id, PlaybookLane.lane))
+    ]
 
 
 def process_membership_triggers(
-    session: Session, playbook_id: int, *, now: datetime | None = None, limit: int = BATCH, settle=SETTLE
+    session: Session, playbook_id: int, lane: int = 0, *, now: datetime | None = None, limit: int = BATCH, settle=SETTLE
 ) -> int:
-    """Fire the playbook for the next ``limit`` history rows after its cursor; returns how many were read (0: it
-    is caught up, or another process holds it)."""
+    """Fire the playbook for the next ``limit`` history rows of the lane after its cursor; returns how many were read
+    (0: the lane is caught up, or another process holds it)."""
     now = now or utcnow()
-    playbook = session.scalar(select(Playbook).where(Playbook.id == playbook_id).with_for_update(skip_locked=True))
-    if playbook is None or not playbook.enabled or playbook.trigger_segment_id is None:
+    locked = _lock_lane(session, playbook_id, lane)
+    if locked is None:
         return 0
-    change = MembershipChange.ENTERED if playbook.trigger["kind"] == "enters" else MembershipChange.EXITED
+    playbook, reading = locked
     rows = session.execute(
         select(HISTORY.c.id, HISTORY.c.subject_id, HISTORY.c.at)
         .where(
-            HISTORY.c.segment_id == playbook.trigger_segment_id,
-            HISTORY.c.id > playbook.cursor,
-            HISTORY.c.change == change.value,
+            _lane_rows(playbook, lane),
+            HISTORY.c.id > reading.cursor,
             HISTORY.c.at <= now - settle,
         )
         .order_by(HISTORY.c.id)
@@ -107,21 +115,27 @@ def process_membership_triggers(
     if not rows:
         return 0
     fire(session, playbook, _history_causes(playbook, rows), now)
-    playbook.cursor = rows[-1].id
+    reading.cursor = rows[-1].id
     session.flush()
     return len(rows)
 
 
 def sweep_late_rows(
-    session: Session, playbook_id: int, *, now: datetime | None = None, limit: int = BATCH, window=LATE_WINDOW
+    session: Session,
+    playbook_id: int,
+    lane: int = 0,
+    *,
+    now: datetime | None = None,
+    limit: int = BATCH,
+    window=LATE_WINDOW,
 ) -> int:
-    """Fire for history rows behind the cursor that have no firing: rows whose transaction committed after later
-    rows had been read. Returns how many were found."""
+    """Fire for history rows of the lane behind its cursor that have no firing: rows whose transaction committed
+    after later rows had been read. Returns how many were found."""
     now = now or utcnow()
-    playbook = session.scalar(select(Playbook).where(Playbook.id == playbook_id).with_for_update(skip_locked=True))
-    if playbook is None or not playbook.enabled or playbook.trigger_segment_id is None:
+    locked = _lock_lane(session, playbook_id, lane)
+    if locked is None:
         return 0
-    change = MembershipChange.ENTERED if playbook.trigger["kind"] == "enters" else MembershipChange.EXITED
+    playbook, reading = locked
     fired = (
         select(FIRINGS.c.id)
         .where(FIRINGS.c.playbook_id == playbook.id, FIRINGS.c.trigger_ref == cast(HISTORY.c.id, String))
@@ -130,9 +144,8 @@ def sweep_late_rows(
     rows = session.execute(
         select(HISTORY.c.id, HISTORY.c.subject_id, HISTORY.c.at)
         .where(
-            HISTORY.c.segment_id == playbook.trigger_segment_id,
-            HISTORY.c.id <= playbook.cursor,
-            HISTORY.c.change == change.value,
+            _lane_rows(playbook, lane),
+            HISTORY.c.id <= reading.cursor,
             HISTORY.c.at >= max(now - window, playbook.read_from),
             ~fired,
         )
@@ -143,6 +156,30 @@ def sweep_late_rows(
         log.warning("playbook %s: %d membership change(s) committed late are fired now", playbook.id, len(rows))
         fire(session, playbook, _history_causes(playbook, rows), now)
     return len(rows)
+
+
+def _lock_lane(session: Session, playbook_id: int, lane: int) -> tuple[Playbook, PlaybookLane] | None:
+    """The playbook and its lane, the lane's row locked for this transaction; None when another transaction holds
+    it (SKIP LOCKED) or the playbook reads no history."""
+    reading = session.scalar(
+        select(PlaybookLane)
+        .where(PlaybookLane.playbook_id == playbook_id, PlaybookLane.lane == lane)
+        .with_for_update(skip_locked=True)
+    )
+    if reading is None:
+        return None
+    playbook = session.get(Playbook, playbook_id)
+    if playbook is None or not playbook.enabled or playbook.trigger_segment_id is None:
+        return None
+    return playbook, reading
+
+
+def _lane_rows(playbook: Playbook, lane: int):
+    """The history rows of the playbook's segment and change whose subjects are in the lane."""
+    change = MembershipChange.ENTERED if playbook.trigger["kind"] == "enters" else MembershipChange.EXITED
+    rows = (HISTORY.c.segment_id == playbook.trigger_segment_id) & (HISTORY.c.change == change.value)
+    lanes = len(playbook.lanes)
+    return rows & (HISTORY.c.subject_id % lanes == lane) if lanes > 1 else rows
 
 
 def _history_causes(playbook: Playbook, rows) -> list[Cause]:

@@ -38,6 +38,7 @@ from connector.ingest.items import check_json_object, check_key
 from connector.models import (
     Playbook,
     PlaybookFiring,
+    PlaybookLane,
     Segment,
     SegmentKind,
     SegmentMembershipEvent,
@@ -53,6 +54,9 @@ from connector.segments.validation import parse_conditions
 MASK = "********"
 MAX_ACTIONS = 10
 MAX_FIRINGS_PER_SUBJECT_PER_HOUR = 10
+# A new playbook reads the membership history in this many lanes (``PlaybookLane``), fired in parallel on
+# PostgreSQL: one per core of a small database server. Each playbook keeps the lanes it was made with.
+LANES = 2
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 Key = Annotated[str, Field(min_length=1, max_length=100)]
 
@@ -175,7 +179,12 @@ def save_playbook(
         _refuse_self_trigger(session, trigger_segment, actions)
 
     if playbook is None:
-        playbook = Playbook(workspace_id=workspace_id, cursor=history_end(session), read_from=utcnow())
+        end = history_end(session)
+        playbook = Playbook(
+            workspace_id=workspace_id,
+            lanes=[PlaybookLane(lane=lane, cursor=end) for lane in range(LANES)],
+            read_from=utcnow(),
+        )
         session.add(playbook)
     playbook.name = name
     playbook.subject_type = subject_type
@@ -271,7 +280,9 @@ def set_enabled(session: Session, playbook: Playbook, enabled: bool, *, catch_up
     """Pause or resume. A resumed playbook reads the history from now, unless ``catch_up`` asks it to fire for
     what happened while it was paused."""
     if enabled and not playbook.enabled and not catch_up:
-        playbook.cursor = history_end(session)
+        end = history_end(session)
+        for lane in playbook.lanes:
+            lane.cursor = end
         playbook.read_from = utcnow()
     playbook.enabled = enabled
     session.flush()

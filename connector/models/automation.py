@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from connector.models.base import Base, BigId, str_enum, utcnow
 from connector.models.subjects import SubjectType
@@ -173,7 +173,7 @@ class View(Base):
 
 
 class Playbook(Base):
-    """Trigger + conditions + actions. ``cursor`` is the last membership-history id read (enter/exit triggers)."""
+    """Trigger + conditions + actions. Enter/exit triggers read the membership history in ``lanes``."""
 
     __tablename__ = "playbooks"
     __table_args__ = (UniqueConstraint("workspace_id", "name"),)
@@ -190,7 +190,6 @@ class Playbook(Base):
     actions: Mapped[list[Any]] = mapped_column(default=list)
     secrets_encrypted: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    cursor: Mapped[int] = mapped_column(BigId, default=0)
     # History before this instant is never fired (set when created and when resumed from now).
     read_from: Mapped[datetime] = mapped_column(default=utcnow)
     # Pushed from an HQ workspace (``connector.automation.hq``): the HQ workspace and its item (the HQ badge);
@@ -200,6 +199,29 @@ class Playbook(Base):
     edited_in_child: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    lanes: Mapped[list[PlaybookLane]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin", order_by="PlaybookLane.lane"
+    )
+
+    @property
+    def cursor(self) -> int:
+        """Every membership-history row up to this id has been read (the slowest lane's cursor)."""
+        return min((lane.cursor for lane in self.lanes), default=0)
+
+
+class PlaybookLane(Base):
+    """One lane of a playbook's reading of the membership history: the subjects with ``subject_id % lanes ==
+    lane`` (``lanes``: how many lanes the playbook has), read after ``cursor``, the last history id this lane read.
+
+    Lanes are locked and advanced independently, so the lanes of one playbook fire in parallel transactions; a
+    subject always falls in the same lane, so its firings stay in order and its loop bound is counted in one place.
+    """
+
+    __tablename__ = "playbook_lanes"
+
+    playbook_id: Mapped[int] = mapped_column(ForeignKey("playbooks.id", ondelete="CASCADE"), primary_key=True)
+    lane: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    cursor: Mapped[int] = mapped_column(BigId, default=0)
 
 
 class PlaybookFiring(Base):

@@ -9,14 +9,16 @@
     one per enabled playbook with a schedule trigger: fires it for every subject matching its conditions.
 ``automation:process``
     every ``PROCESS_SECONDS`` while there is work of this kind (an enabled enter/exit playbook, an active
-    enrolment or a pending firing): reads each playbook's membership history after its cursor and fires, fires due
-    sequence steps, and delivers pending firings (webhooks, sync runs) outside any transaction.
+    enrolment or a pending firing): reads each playbook's membership history after its lanes' cursors and fires
+    (the lanes in parallel on PostgreSQL), fires due sequence steps, and delivers pending firings (webhooks, sync
+    runs) outside any transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +36,7 @@ from connector.automation.firing import (
     process_membership_triggers,
     sweep_late_rows,
 )
+from connector.automation.playbooks import LANES
 from connector.automation.segment_actions import run_segment_action, schedule_of
 from connector.automation.sequences import fire_due_steps, notify_step
 from connector.db import Database
@@ -63,6 +66,8 @@ PROCESS_JOB_ID = "automation:process"
 PROCESS_SECONDS = 1
 # One pass of the process job stops reading history after this long, so steps and deliveries get their turn.
 PASS_BUDGET_SECONDS = 20.0
+# Playbook lanes read at once by a pass (PostgreSQL): as many as a playbook has, so one playbook's burst uses all.
+LANE_THREADS = LANES
 RUN_SEGMENT_ACTION_REF = "connector.scheduling.automation:run_scheduled_segment_action"
 FIRE_PLAYBOOK_REF = "connector.scheduling.automation:fire_scheduled_playbook"
 PROCESS_REF = "connector.scheduling.automation:process_automation"
@@ -194,29 +199,43 @@ def process_automation() -> dict[str, int]:
     return process_once(db, secret_key)
 
 
+def _process_lane(db: Database, playbook_id: int, lane: int, started: float, budget_seconds: float) -> int:
+    """Read one lane of a playbook's history until it is caught up or the pass's time is up, then sweep it for
+    late rows; returns the rows read."""
+    total = 0
+    while time.monotonic() - started < budget_seconds:
+        try:
+            with db.session() as session:
+                read = process_membership_triggers(session, playbook_id, lane)
+        except Exception:
+            log.exception("playbook %s: could not process lane %s of its membership history", playbook_id, lane)
+            break
+        total += read
+        if not read:
+            break
+        after_write(db)  # firings and enrolments grow fast: the planner's statistics follow (off this path)
+    try:
+        with db.session() as session:
+            total += sweep_late_rows(session, playbook_id, lane)
+    except Exception:
+        log.exception(
+            "playbook %s: could not sweep lane %s of its membership history for late changes", playbook_id, lane
+        )
+    return total
+
+
 def process_once(db: Database, secret_key: str | None, budget_seconds: float = PASS_BUDGET_SECONDS) -> dict[str, int]:
     """The work of one pass of ``automation:process``, on ``db`` (also what tests and benchmarks call)."""
     started = time.monotonic()
     totals = {"history": 0, "steps": 0, "delivered": 0}
     with db.session() as session:
-        playbook_ids = playbooks_to_process(session)
-    for playbook_id in playbook_ids:
-        while time.monotonic() - started < budget_seconds:
-            try:
-                with db.session() as session:
-                    read = process_membership_triggers(session, playbook_id)
-            except Exception:
-                log.exception("playbook %s: could not process its membership history", playbook_id)
-                break
-            totals["history"] += read
-            if not read:
-                break
-            after_write(db)  # firings and enrolments grow fast: the planner's statistics follow (off this path)
-        try:
-            with db.session() as session:
-                totals["history"] += sweep_late_rows(session, playbook_id)
-        except Exception:
-            log.exception("playbook %s: could not sweep its membership history for late changes", playbook_id)
+        lanes = playbooks_to_process(session)
+    # The lanes of the playbooks, in parallel on PostgreSQL (each on a connection of its own); SQLite writes one
+    # transaction at a time, so there they take turns.
+    parallel = LANE_THREADS if db.dialect == "postgresql" else 1
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="automation-lane") as pool:
+        read = pool.map(lambda lane: _process_lane(db, *lane, started, budget_seconds), lanes)
+        totals["history"] = sum(read)
     while True:
         with db.session() as session:
             fired = fire_due_steps(session)

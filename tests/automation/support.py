@@ -10,7 +10,7 @@ from sqlalchemy import select
 from connector.automation import firing, playbooks, segment_actions, sequences
 from connector.db import Database
 from connector.ingest.users import identify
-from connector.models import Enrolment, PlaybookFiring, User
+from connector.models import Enrolment, Playbook, PlaybookFiring, User
 from connector.segments import service as segment_service
 from connector.segments.incremental import apply_changes
 
@@ -59,14 +59,30 @@ def make_action(database: Database, workspace_id: int, segment_id: int, **data) 
 
 
 def process(database: Database, playbook_id: int, **options) -> int:
-    """Read the playbook's history until caught up (no settle time); returns the rows read."""
+    """Read the playbook's history until every lane is caught up (no settle time); returns the rows read."""
     total = 0
-    while True:
+    for lane in lanes(database, playbook_id):
+        while True:
+            with database.session() as session:
+                read = firing.process_membership_triggers(session, playbook_id, lane, settle=timedelta(0), **options)
+            total += read
+            if not read:
+                break
+    return total
+
+
+def sweep(database: Database, playbook_id: int) -> int:
+    """Sweep every lane of the playbook for late history rows; returns the rows fired."""
+    total = 0
+    for lane in lanes(database, playbook_id):
         with database.session() as session:
-            read = firing.process_membership_triggers(session, playbook_id, settle=timedelta(0), **options)
-        total += read
-        if not read:
-            return total
+            total += firing.sweep_late_rows(session, playbook_id, lane)
+    return total
+
+
+def lanes(database: Database, playbook_id: int) -> list[int]:
+    with database.session() as session:
+        return [lane.lane for lane in session.get(Playbook, playbook_id).lanes]
 
 
 def firings(database: Database, playbook_id: int) -> list[PlaybookFiring]:

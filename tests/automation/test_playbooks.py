@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from connector.automation import playbooks
-from connector.automation.firing import fire_on_schedule, sweep_late_rows
+from connector.automation.firing import fire_on_schedule
 from connector.db import Database
 from connector.errors import InvalidError
 from connector.ingest.accounts import group
-from connector.models import AccountTag, FiringStatus, SegmentMembershipEvent, User, utcnow
+from connector.models import AccountTag, FiringStatus, Playbook, SegmentMembershipEvent, User, utcnow
 from connector.segments.incremental import apply_changes
 from tests.automation.support import (
     PRO,
@@ -24,6 +24,7 @@ from tests.automation.support import (
     make_segment,
     make_sequence,
     process,
+    sweep,
     user_id,
 )
 from tests.segments.support import members
@@ -323,24 +324,49 @@ def test_an_account_playbook_changes_accounts_through_ingestion(database, tenant
 def test_a_change_committed_after_a_later_one_was_read_still_fires_once(database, tenant, pro, welcome):
     ws = tenant.workspace_id
     playbook = make_playbook(database, ws, **enrol_on(pro, welcome))
-    ingest(database, ws, {"external_id": "ann", "attributes": {"plan": "pro"}})
-    ingest(database, ws, {"external_id": "bob", "attributes": {"plan": "pro"}})
+    for name in ("ann", "cat", "bob"):
+        ingest(database, ws, {"external_id": name, "attributes": {"plan": "pro"}})
+    ann, bob = user_id(database, ws, "ann"), user_id(database, ws, "bob")
+    assert ann % 2 == bob % 2  # one lane of the playbook's two reads both
     # Ann's history row stands for a transaction that has not committed yet: take it out, let Bob's be read first.
     with database.session() as session:
         late = session.scalars(select(SegmentMembershipEvent).order_by(SegmentMembershipEvent.id)).first()
         late_row = {"id": late.id, "segment_id": late.segment_id, "subject_id": late.subject_id, "change": late.change}
         session.delete(late)
     process(database, playbook)
-    assert len(firings(database, playbook)) == 1
+    assert len(firings(database, playbook)) == 2
     with database.session() as session:  # ...then it commits, with its lower id
         session.add(SegmentMembershipEvent(**late_row, at=utcnow()))
 
-    for _ in range(2):
-        with database.session() as session:
-            sweep_late_rows(session, playbook)
-    fired = {f.subject_id for f in firings(database, playbook)}
-    assert fired == {user_id(database, ws, "ann"), user_id(database, ws, "bob")}
-    assert len(firings(database, playbook)) == 2
+    assert process(database, playbook) == 0  # behind its lane's cursor: reading on does not see it
+    assert sweep(database, playbook) == 1
+    assert sweep(database, playbook) == 0
+    assert process(database, playbook) == 0
+    fired = [f.subject_id for f in firings(database, playbook)]
+    assert sorted(fired) == sorted([ann, bob, user_id(database, ws, "cat")])
+
+
+def test_lanes_read_apart_a_row_behind_one_lane_is_read_by_its_own(database, tenant, pro, welcome):
+    ws = tenant.workspace_id
+    playbook = make_playbook(database, ws, **enrol_on(pro, welcome))
+    for name in ("ann", "bob"):
+        ingest(database, ws, {"external_id": name, "attributes": {"plan": "pro"}})
+    ann, bob = user_id(database, ws, "ann"), user_id(database, ws, "bob")
+    assert ann % 2 != bob % 2
+    with database.session() as session:
+        late = session.scalars(select(SegmentMembershipEvent).order_by(SegmentMembershipEvent.id)).first()
+        late_row = {"id": late.id, "segment_id": late.segment_id, "subject_id": late.subject_id, "change": late.change}
+        session.delete(late)
+    process(database, playbook)
+    with database.session() as session:
+        session.add(SegmentMembershipEvent(**late_row, at=utcnow()))
+    # Bob's lane read past Ann's id, Ann's lane did not: her row is read on, not swept.
+    assert process(database, playbook) == 1
+    assert sweep(database, playbook) == 0
+    with database.session() as session:
+        cursors = {lane.lane: lane.cursor for lane in session.get(Playbook, playbook).lanes}
+    assert cursors == {ann % 2: late_row["id"], bob % 2: late_row["id"] + 1}
+    assert sorted(f.subject_id for f in firings(database, playbook)) == sorted([ann, bob])
 
 
 def test_the_sweep_does_not_fire_what_happened_while_paused(database, tenant, pro, welcome):
@@ -351,6 +377,5 @@ def test_the_sweep_does_not_fire_what_happened_while_paused(database, tenant, pr
     ingest(database, ws, {"external_id": "ann", "attributes": {"plan": "pro"}})
     with database.session() as session:
         playbooks.set_enabled(session, playbooks.get_playbook(session, ws, playbook), True)
-    with database.session() as session:
-        assert sweep_late_rows(session, playbook) == 0
+    assert sweep(database, playbook) == 0
     assert firings(database, playbook) == []
