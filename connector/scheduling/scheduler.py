@@ -22,7 +22,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler, SchedulerNotRunningError
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler, SchedulerNotRunningError
 
 from connector.automation import install as install_automation
 from connector.config import Settings
@@ -72,7 +72,13 @@ class LeaderScheduler(BackgroundScheduler):
         if self._holds_lock is not None and not self._holds_lock():
             self._logger.warning("scheduler lock not held: starting no jobs")
             return LOCK_RECHECK_SECONDS
-        return super()._process_jobs()
+        # ``shutdown()`` marks the scheduler stopped, then takes this lock to close the executors. A look for due
+        # jobs that began before the mark would otherwise hand a job to a closed executor ("Error submitting job")
+        # and move the job past the run it never made. Checked under the lock: past it, the executors are open.
+        with self._jobstores_lock:
+            if self.state == STATE_STOPPED:
+                return None
+            return super()._process_jobs()
 
 
 def create_scheduler(

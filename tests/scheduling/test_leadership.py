@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from connector.db import Database
 from connector.scheduling import create_scheduler, start_scheduler
 from connector.scheduling.leadership import LeaseLock
+from connector.scheduling.store import DatabaseJobStore
 from tests.scheduling import recorder
 from tests.scheduling.recorder import RECORD_REF
 
@@ -136,3 +138,20 @@ def test_scheduler_that_does_not_hold_the_lock_starts_no_job(database, stoppers)
     holds["lock"] = True
     scheduler._process_jobs()
     assert len(recorder.runs("tick")) == 1
+
+
+def test_a_look_for_due_jobs_that_began_before_shutdown_hands_nothing_to_the_closed_executor(database, caplog):
+    scheduler = create_scheduler(database, secret_key="test-secret-key")
+    scheduler.start(paused=True)
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    scheduler.add_job(RECORD_REF, "date", run_date=due, args=["late"], id="test:late", misfire_grace_time=None)
+    scheduler.shutdown()
+    # The scheduler's thread, already past its wait when shutdown() began, now looks for due jobs.
+    with caplog.at_level(logging.ERROR, logger="apscheduler"):
+        scheduler._process_jobs()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    # Not handed over, so not used up: the job is still in the database, due for the next scheduler.
+    store = DatabaseJobStore(database.engine)
+    store.start(scheduler, "default")
+    assert store.lookup_job("test:late") is not None
+    assert recorder.runs("late") == []
