@@ -53,6 +53,22 @@ def make_playbook(database: Database, workspace_id: int, **data) -> int:
         return playbooks.save_playbook(session, workspace_id, {"name": "playbook", **data}, SECRET).id
 
 
+def enrol_on(segment_id: int, sequence_id: int, kind: str = "enters") -> dict:
+    """A playbook's trigger and actions: on entering (or exiting) the segment, enrol in the sequence."""
+    return {
+        "trigger": {"kind": kind, "segment_id": segment_id},
+        "actions": [{"type": "enrol", "sequence_id": sequence_id, "fallback_channel": "email"}],
+    }
+
+
+def welcome_pros(database: Database, workspace_id: int) -> tuple[int, int, int]:
+    """A segment "Pro" (plan = pro), a sequence "Welcome" and a playbook enrolling who enters Pro in Welcome:
+    their ids (segment, sequence, playbook)."""
+    pro = make_segment(database, workspace_id, "Pro", PRO)
+    welcome = make_sequence(database, workspace_id)
+    return pro, welcome, make_playbook(database, workspace_id, **enrol_on(pro, welcome))
+
+
 def make_action(database: Database, workspace_id: int, segment_id: int, **data) -> int:
     with database.session() as session:
         return segment_actions.put_segment_action(session, workspace_id, segment_id, data).id

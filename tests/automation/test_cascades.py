@@ -12,15 +12,14 @@ from connector.automation import playbooks, sequences
 from connector.errors import NotFoundError
 from connector.models import Enrolment, EnrolmentState, PlaybookFiring
 from tests.automation.support import (
-    PRO,
     enrolments,
     firings,
     ingest,
     make_playbook,
-    make_segment,
     make_sequence,
     process,
     user_id,
+    welcome_pros,
 )
 
 
@@ -31,14 +30,7 @@ def count(database, column, value) -> int:
 
 def test_deleting_a_playbook_deletes_its_firings_and_a_sequence_its_enrolments(database, tenant):
     ws = tenant.workspace_id
-    pro = make_segment(database, ws, "Pro", PRO)
-    welcome = make_sequence(database, ws)
-    playbook = make_playbook(
-        database,
-        ws,
-        trigger={"kind": "enters", "segment_id": pro},
-        actions=[{"type": "enrol", "sequence_id": welcome, "fallback_channel": "email"}],
-    )
+    pro, welcome, playbook = welcome_pros(database, ws)
     other = make_playbook(
         database,
         ws,

@@ -10,14 +10,11 @@ from sqlalchemy import select, update
 from connector.models import Playbook, PlaybookLane, SegmentMembershipEvent, utcnow
 from connector.scheduling.automation import process_once
 from tests.automation.support import (
-    PRO,
     SECRET,
     enrolments,
     firings,
     ingest,
-    make_playbook,
-    make_segment,
-    make_sequence,
+    welcome_pros,
 )
 
 PEOPLE = 40
@@ -27,14 +24,7 @@ PEOPLE = 40
 def burst(database, tenant) -> tuple[int, int]:
     """A playbook "enters Pro -> enrol", and PEOPLE people who entered Pro in one ingestion over a second ago."""
     ws = tenant.workspace_id
-    pro = make_segment(database, ws, "Pro", PRO)
-    welcome = make_sequence(database, ws)
-    playbook = make_playbook(
-        database,
-        ws,
-        trigger={"kind": "enters", "segment_id": pro},
-        actions=[{"type": "enrol", "sequence_id": welcome, "fallback_channel": "email"}],
-    )
+    _, welcome, playbook = welcome_pros(database, ws)
     ingest(database, ws, *({"external_id": f"p{i}", "attributes": {"plan": "pro"}} for i in range(PEOPLE)))
     with database.session() as session:  # past the settle time of a pass
         session.execute(update(SegmentMembershipEvent).values(at=utcnow() - timedelta(seconds=5)))

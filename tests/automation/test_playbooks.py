@@ -17,6 +17,7 @@ from connector.segments.incremental import apply_changes
 from tests.automation.support import (
     PRO,
     SECRET,
+    enrol_on,
     enrolments,
     firings,
     ingest,
@@ -38,13 +39,6 @@ def pro(database, tenant) -> int:
 @pytest.fixture
 def welcome(database, tenant) -> int:
     return make_sequence(database, tenant.workspace_id)
-
-
-def enrol_on(segment_id: int, sequence_id: int, kind: str = "enters") -> dict:
-    return {
-        "trigger": {"kind": kind, "segment_id": segment_id},
-        "actions": [{"type": "enrol", "sequence_id": sequence_id, "fallback_channel": "email"}],
-    }
 
 
 def test_entering_a_segment_fires_the_playbook_once(database, tenant, pro, welcome):

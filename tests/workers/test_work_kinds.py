@@ -21,7 +21,7 @@ from connector.scheduling.dispatch import (
 )
 from connector.scheduling.jobs import run_scheduled_source
 from connector.sources.runs import prepare_run
-from tests.automation.support import PRO, ingest, make_action, make_playbook, make_segment, make_sequence
+from tests.automation.support import PRO, ingest, make_action, make_playbook, make_segment, make_sequence, welcome_pros
 from tests.sources.conftest import BOX, _file_warehouses_allowed, make_model, make_source, warehouse  # noqa: F401
 from tests.sources.test_runs import PEOPLE, people, users
 
@@ -103,14 +103,7 @@ def test_a_source_run_claimed_by_the_api_runs_on_a_worker_once_however_often_del
 
 def test_an_automation_pass_delivered_twice_fires_each_entry_once(database, tenant, start_worker, dispatcher):
     ws = tenant.workspace_id
-    segment = make_segment(database, ws, "Pro", PRO)
-    welcome = make_sequence(database, ws)
-    playbook = make_playbook(
-        database,
-        ws,
-        trigger={"kind": "enters", "segment_id": segment},
-        actions=[{"type": "enrol", "sequence_id": welcome, "fallback_channel": "email"}],
-    )
+    _, welcome, playbook = welcome_pros(database, ws)
     ingest(database, ws, *({"external_id": f"u{i}", "attributes": {"plan": "pro"}} for i in range(30)))
     start_worker(concurrency=2)
 
