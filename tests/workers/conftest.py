@@ -91,14 +91,15 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start ``connector worker`` processes; all are stopped (killed if they must be) and their queues deleted."""
+    """Start ``connector worker`` processes, each returned once it listens; all are stopped (killed if they must be)
+    and their queues deleted."""
     processes: list[subprocess.Popen] = []
 
     started: list[Settings] = []
 
     logs: list[Path] = []
 
-    def start(concurrency: int = 4, settings: Settings | None = None, wait: bool = True) -> subprocess.Popen:
+    def start(concurrency: int = 4, settings: Settings | None = None) -> subprocess.Popen:
         settings = settings or worker_settings
         started.append(settings)
         path = tmp_path / f"worker-{len(processes)}.log"
@@ -111,8 +112,7 @@ def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., 
             )
         processes.append(process)
         logs.append(path)
-        if wait:
-            wait_until_ready(process, path)
+        wait_until_ready(process, path)
         return process
 
     yield start
