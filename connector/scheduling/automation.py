@@ -234,7 +234,7 @@ def process_once(db: Database, secret_key: str | None, budget_seconds: float = P
     # transaction at a time, so there they take turns.
     parallel = LANE_THREADS if db.dialect == "postgresql" else 1
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="automation-lane") as pool:
-        read = pool.map(lambda lane: _process_lane(db, *lane, started, budget_seconds), lanes)
+        read = pool.map(lambda pair: _process_lane(db, *pair, started, budget_seconds), lanes)
         totals["history"] = sum(read)
     while True:
         with db.session() as session:
