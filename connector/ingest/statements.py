@@ -8,10 +8,14 @@ of one key of a JSON column, where the key may itself be a column.
 from __future__ import annotations
 
 import enum
+import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import BigInteger, Integer, Table, Text, bindparam, cast, column, func, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
@@ -46,25 +50,62 @@ def insert_rows(
     """
     if not rows:
         return [] if returning else None
-    names = list(rows[0])
+    names = tuple(rows[0])
     if session.get_bind().dialect.name == "postgresql":
-        records = (
-            func.jsonb_to_recordset(bindparam(None, [_jsonable(row) for row in rows], type_=postgresql.JSONB))
-            .table_valued(*[column(name, table.c[name].type) for name in names])
-            .render_derived(with_types=True)
-        )
-        statement = _on_conflict(
-            postgresql.insert(table).from_select(names, select(*[records.c[name] for name in names])), conflict, update
-        )
-        if returning:
-            return session.execute(statement.returning(*returning)).all()
-        session.execute(statement)
-        return None
+        statement = _recordset_insert(table, names, _names(conflict), tuple(update), tuple(returning))
+        result = session.execute(statement, {"rows": _json_rows(rows)})
+        return result.all() if returning else None
     statement = _on_conflict(sqlite.insert(table), conflict, update)
     if returning:
         return session.execute(statement.returning(*returning), list(rows)).all()
     session.execute(statement, list(rows))
     return None
+
+
+def _names(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if names is None else tuple(names)
+
+
+@functools.lru_cache(maxsize=256)
+def _recordset_insert(
+    table: Table,
+    names: tuple[str, ...],
+    conflict: tuple[str, ...] | None,
+    update: tuple[str, ...],
+    returning: tuple[Any, ...],
+):
+    """The PostgreSQL statement of ``insert_rows`` for one shape of call, built once: its rows are the JSON text
+    bound as ``rows``. Building the construct cost more than PostgreSQL's work for a batch of a hundred rows."""
+    records = (
+        func.jsonb_to_recordset(cast(bindparam("rows", type_=Text), postgresql.JSONB))
+        .table_valued(*[column(name, table.c[name].type) for name in names])
+        .render_derived(with_types=True)
+    )
+    statement = _on_conflict(
+        postgresql.insert(table).from_select(list(names), select(*[records.c[name] for name in names])),
+        conflict,
+        update,
+    )
+    return statement.returning(*returning) if returning else statement
+
+
+def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as one JSON array (datetimes in ISO 8601, enums by value). orjson writes it several times faster
+    than ``json``; what it cannot write (an integer beyond 64 bits, a Decimal) goes the slow way."""
+    try:
+        return orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(rows, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _on_conflict(statement, conflict: Sequence[str] | None, update: Sequence[str]):
@@ -73,17 +114,6 @@ def _on_conflict(statement, conflict: Sequence[str] | None, update: Sequence[str
     return statement.on_conflict_do_update(
         index_elements=conflict, set_={name: getattr(statement.excluded, name) for name in update}
     )
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: value.isoformat()
-        if isinstance(value, datetime)
-        else value.value
-        if isinstance(value, enum.Enum)
-        else value
-        for key, value in row.items()
-    }
 
 
 def one_of(session: Session, column: ColumnElement, values) -> ColumnElement:

@@ -61,6 +61,13 @@ def test_items_for_the_same_user_apply_in_order(client, database, tenant):
     assert user(database, "u1").attributes == {"plan": "pro"}
 
 
+def test_numbers_of_any_size_are_stored_exactly(client, database, tenant):
+    # Rows travel to PostgreSQL as one JSON text; an integer beyond 64 bits takes the slower encoder, not an error.
+    attributes = {"big": 2**70, "negative": -(2**65), "ratio": 0.1, "small": 7}
+    ok(post_batch(client, tenant, "identify", [{"external_id": "u1", "attributes": attributes}]))
+    assert user(database, "u1").attributes == attributes
+
+
 def test_tags_are_added_and_removed_others_stay(client, database, tenant):
     ok(post_batch(client, tenant, "identify", [{"external_id": "u1", "tags": ["vip", "beta"]}]))
     ok(
