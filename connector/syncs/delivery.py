@@ -2,10 +2,11 @@
 
 ``Delivery`` is the base of the engine's runner: batches are submitted to the run's pool of worker threads (each
 request tracked by the destination's rate limiter, each batch under the run's retry policy), answers are collected
-as they come, and every answered batch is committed in one short transaction from the run's thread (record state,
-per-record errors, counters). Records a destination asks to retry go into later batches, up to ``MAX_RECORD_TRIES``;
-a batch whose retries are exhausted stops the run. At the end the run's status is decided and recorded, with the
-sync's watermark when the run was complete.
+as they come, and answered batches are committed in one short transaction from the run's thread (batches answered
+together share it: record state, per-record errors, and the counters at most every ``COUNTS_EVERY_S``). Records a
+destination asks to retry go into later batches, up to ``MAX_RECORD_TRIES``; a batch whose retries are exhausted
+stops the run. At the end the run's status is decided and recorded, with the sync's watermark when the run was
+complete.
 
 The runner (``engine._Runner``) sets the state these methods share: the destination plugin, pool, limiter, retry
 policy, renderer, write plan, buffers and counters.
@@ -14,6 +15,7 @@ policy, renderer, write plan, buffers and counters.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ MAX_RECORD_TRIES = 3
 # Per-record errors kept per run (the counts stay exact beyond it): a broken mapping must not write millions of rows.
 MAX_RUN_ERRORS = 10_000
 PENDING_FLUSH = 1000
+# How often an answered batch writes the run's counters (progress readable while it runs).
+COUNTS_EVERY_S = 1.0
 
 
 @dataclass
@@ -121,6 +125,7 @@ class Delivery:
         if not self.in_flight:
             return
         done, _ = wait(list(self.in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        answered: list[tuple[Batch, list[RecordResult]]] = []
         for future in done:
             batch = self.in_flight.pop(future)
             try:
@@ -137,7 +142,9 @@ class Delivery:
                 self._unsent(batch.items, f"{type(exc).__name__}: {exc}")
                 self._stop(f"{type(exc).__name__}: {exc}", fatal=True)
             else:
-                self._record(batch, results)
+                answered.append((batch, results))
+        if answered:
+            self._record(answered)
         self._check_lease()
 
     def _drain(self) -> None:
@@ -162,60 +169,74 @@ class Delivery:
                 continue
             self._collect(block=True)
 
-    def _record(self, batch: Batch, results: list[RecordResult]) -> None:
-        """Commit one answered batch: record state, errors and counters, in one short transaction."""
-        by_key = {result.key: result for result in results}
+    def _record(self, answered: list[tuple[Batch, list[RecordResult]]]) -> None:
+        """Commit answered batches (those that came back together): record state, errors and counters, in one
+        short transaction."""
         delivered: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         removed: list[int] = []
-        for item in batch.items:
-            result = by_key.get(str(item.subject_id)) or RecordResult.retry(
-                str(item.subject_id), "the destination gave no result for this record"
-            )
-            if result.status in ("ok", "exists"):
-                if batch.op == "write":
-                    delivered.append(
-                        {
-                            "subject_id": item.subject_id,
-                            "identity": item.identity,
-                            "payload_hash": item.payload_hash,
-                            "payload": item.properties,
-                            "remote_id": result.remote_id,
-                        }
-                    )
-                    if result.status == "exists":
-                        self.counts.existing += 1
-                    elif item.change == Change.CHANGED:
-                        self.counts.changed += 1
-                    else:
-                        self.counts.added += 1
-                elif batch.op in ("clear_old", "remove_old"):
-                    self.counts.removed += 1  # the subject's own record is the one written under its new identity
-                else:
-                    removed.append(item.subject_id)
-                    self.counts.removed += 1
-            elif result.status == "rejected":
-                self.counts.rejected += 1
-                reason = result.reason or "refused by the destination"
-                if batch.op not in ("clear_old", "remove_old"):
-                    rejected.append({"subject_id": item.subject_id, "identity": item.identity, "error": reason})
-                self._error(item.subject_id, item.identity, "rejected", reason)
-            else:
-                tries = self.tries.get(item.subject_id, 1) + 1
-                if tries > MAX_RECORD_TRIES:
-                    self._unsent([item], f"the destination asked to retry {MAX_RECORD_TRIES} times: {result.reason}")
-                else:
-                    self.tries[item.subject_id] = tries
-                    self.retry_buffers[batch.op].append(item)
+        for batch, results in answered:
+            by_key = {result.key: result for result in results}
+            for item in batch.items:
+                result = by_key.get(str(item.subject_id)) or RecordResult.retry(
+                    str(item.subject_id), "the destination gave no result for this record"
+                )
+                self._settle(batch.op, item, result, delivered, rejected, removed)
         with self.db.session() as session:
             store.save_delivered(session, self.sync_id, delivered)
             store.save_rejected(session, self.sync_id, rejected)
             store.mark_removed(session, self.sync_id, removed)
             if removed:
                 store.forget_gone(session, self.sync_id, self.scope.subject_type, removed)
-            self._write_pending(session)
+            self._write_pending(session, counts=time.monotonic() >= self.counts_due)
         if self.progress is not None:
             self._report()
+
+    def _settle(
+        self,
+        op: str,
+        item: Planned,
+        result: RecordResult,
+        delivered: list[dict[str, Any]],
+        rejected: list[dict[str, Any]],
+        removed: list[int],
+    ) -> None:
+        """Count one record's answer and note what to write for it (or queue it again when asked to retry)."""
+        if result.status in ("ok", "exists"):
+            if op == "write":
+                delivered.append(
+                    {
+                        "subject_id": item.subject_id,
+                        "identity": item.identity,
+                        "payload_hash": item.payload_hash,
+                        "payload": item.properties,
+                        "remote_id": result.remote_id,
+                    }
+                )
+                if result.status == "exists":
+                    self.counts.existing += 1
+                elif item.change == Change.CHANGED:
+                    self.counts.changed += 1
+                else:
+                    self.counts.added += 1
+            elif op in ("clear_old", "remove_old"):
+                self.counts.removed += 1  # the subject's own record is the one written under its new identity
+            else:
+                removed.append(item.subject_id)
+                self.counts.removed += 1
+        elif result.status == "rejected":
+            self.counts.rejected += 1
+            reason = result.reason or "refused by the destination"
+            if op not in ("clear_old", "remove_old"):
+                rejected.append({"subject_id": item.subject_id, "identity": item.identity, "error": reason})
+            self._error(item.subject_id, item.identity, "rejected", reason)
+        else:
+            tries = self.tries.get(item.subject_id, 1) + 1
+            if tries > MAX_RECORD_TRIES:
+                self._unsent([item], f"the destination asked to retry {MAX_RECORD_TRIES} times: {result.reason}")
+            else:
+                self.tries[item.subject_id] = tries
+                self.retry_buffers[op].append(item)
 
     def _unsent(self, items: list[Planned], reason: str) -> None:
         self.counts.unsent += len(items)
@@ -272,13 +293,17 @@ class Delivery:
         self.counts.unchanged = self.plan_counts.unchanged + self.synced_unread
         return self.counts.as_dict()
 
-    def _write_pending(self, session) -> None:
+    def _write_pending(self, session, *, counts: bool = True) -> None:
+        """Records the run stopped tracking, errors, and (unless ``counts`` is false) the counters so far: an
+        answered batch writes them at most every ``COUNTS_EVERY_S``, the end of the run always."""
         if self.pending_forget:
             store.forget(session, self.sync_id, self.pending_forget)
             self.pending_forget = []
         store.add_errors(session, self.run_id, self.pending_errors)
         self.pending_errors = []
-        store.save_counts(session, self.run_id, self._live_counts())
+        if counts:
+            store.save_counts(session, self.run_id, self._live_counts())
+            self.counts_due = time.monotonic() + COUNTS_EVERY_S
 
     def _flush_pending(self) -> None:
         with self.db.session() as session:

@@ -6,8 +6,9 @@
 2. streams the plan (``planner.diff``): only new, changed and leaving records, never the unchanged ones;
 3. sends batches of ``max_batch_size`` from a pool of worker threads, each request taking a slot of the
    destination's rate limiter, each batch call wrapped in the one retry policy (``retry.RetryPolicy``);
-4. commits every answered batch in one short transaction from this thread (the only writer): record state,
-   per-record errors and the run's counters. A crash loses nothing: at most the batches in flight are sent again;
+4. commits answered batches in one short transaction from this thread (the only writer; batches answered
+   together share one): record state, per-record errors and, at most every second, the run's counters. A crash
+   loses nothing: at most the batches in flight are sent again;
 5. finishes the run: ``succeeded``; ``partial`` when records were rejected, invalid or left unsent; ``failed`` when
    the destination refused its configuration, an unexpected error stopped the run, or nothing could be delivered.
 
@@ -227,6 +228,7 @@ class _Runner(Delivery):
         self.pending_errors: list[dict[str, Any]] = []
         self.errors_kept = 0
         self.pending_forget: list[int] = []
+        self.counts_due = 0.0  # monotonic time from which an answered batch writes the counters again
         self.taken = 0
         self.plugin: DestinationPlugin | None = None
         self.limiter = None

@@ -1,7 +1,8 @@
 """Writing what a destination answered into ``sync_records``, and the run's counters and errors.
 
 Every function takes the caller's session and writes set-based statements (one per kind of outcome); the engine
-calls them in one short transaction per answered batch, so record state advances only on acknowledgement.
+calls them in one short transaction for the batches answered together, so record state advances only on
+acknowledgement.
 """
 
 from __future__ import annotations
