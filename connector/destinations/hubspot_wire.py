@@ -15,6 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from connector.destinations.base import FieldSpec, retry_after_seconds
 
 # Properties HubSpot matches records by without declaring them unique in the properties API.
@@ -122,12 +124,19 @@ class ObjectApi:
 
 
 def parse_body(raw: Any) -> dict[str, Any]:
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
+    """An answer's JSON object; anything else as its ``message``. orjson first (a batch answer of 100 records
+    parses several times faster), ``json`` for what orjson refuses (an integer beyond 64 bits)."""
+    if not raw:
+        return {}
     try:
-        body = json.loads(raw) if raw else {}
+        body = orjson.loads(raw)
     except ValueError:
-        return {"message": str(raw)[:MAX_REASON]}
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return {"message": str(raw)[:MAX_REASON]}
     return body if isinstance(body, dict) else {"message": str(body)[:MAX_REASON]}
 
 
