@@ -75,6 +75,9 @@ class ConnectorGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """Connector: people and accounts, live segments, syncs to CRMs."""
+    from connector.process import settle
+
+    settle()  # the command's module is imported by now (``ConnectorGroup.get_command``)
     ctx.obj = Context(database_url)
 
 

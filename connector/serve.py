@@ -22,6 +22,7 @@ from connector.migrate import upgrade
 from connector.models import Workspace
 from connector.operations.checker import AlertChecker
 from connector.operations.logs import configure_logging
+from connector.process import settle
 
 log = logging.getLogger("connector.serve")
 
@@ -82,6 +83,7 @@ def serve(
     print(f"Web UI: sign in at http://{host}:{port}/login", flush=True)
     if has_demo:
         print(f"        demo login: {DEMO_EMAIL} / {DEMO_PASSWORD} (unless changed with connector member set-password)")
+    settle()
     try:
         server.serve_forever()
     finally:

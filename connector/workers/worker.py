@@ -12,6 +12,7 @@ from connector.config import Settings
 from connector.db import Database
 from connector.operations.checker import AlertChecker
 from connector.operations.logs import configure_logging
+from connector.process import settle
 from connector.scheduling.jobs import bind_database
 from connector.syncs.sharedlimit import use_shared_limits
 from connector.workers import jobs, tasks  # noqa: F401  (registers the tasks)
@@ -55,6 +56,7 @@ def run_worker(
         checker.start()
     names = [queue_name(settings, q) for q in (queues or worker_queues(settings))]
     log.info("%s: consuming %s with %d thread(s)", name, ", ".join(names), concurrency)
+    settle()
     try:
         app.worker_main(
             [
