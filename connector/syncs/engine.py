@@ -268,6 +268,11 @@ class _Runner(Delivery):
             beat.done.set()
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.limiter is not None:
+                try:
+                    self.limiter.flush()  # the answered requests' slots count from their answers, not as open
+                except Exception as exc:
+                    log.warning("sync %s: closing the rate limiter's slots failed: %s", self.sync_id, exc)
             if self.plugin is not None:
                 try:
                     self.plugin.close()

@@ -122,6 +122,9 @@ class RateLimiter:
                 with self._lock:
                     self._close(opened, self._clock())
 
+    def flush(self) -> None:
+        """Nothing to write: an answered request's slot is closed at once, in memory (see ``sharedlimit``)."""
+
     @staticmethod
     def _close(opened: list[list], now: float) -> None:
         for slot in opened:

@@ -8,7 +8,11 @@ worker shares: each request inserts a slot in ``rate_limit_slots``, after lockin
 slots are in the window. As in-process, a slot taken inside ``tracking()`` counts as "now" while its request is in
 flight and from the moment of the answer once answered, so a window never starts before the server's.
 
-It costs two short transactions per request (take, then close): a few hundred requests a second on PostgreSQL.
+An answered request's slot is not closed by a transaction of its own: the answer's time is noted in the process and
+written by the next take of the same budget (any thread), or by ``flush()`` when the run ends. Until then the slot
+counts as open, i.e. as "now", which only ever holds the window longer. A take is one short transaction; on
+PostgreSQL two statements (lock the budget's row; then close, count, take and forget in one), as the count must be
+read after the lock is held, in a snapshot of its own.
 Clocks: slots carry the wall-clock time of the process that took them, so machines sharing a budget need
 synchronised clocks (NTP); the margin covers small skews.
 
@@ -25,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import delete, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from connector.db import Database
@@ -87,6 +91,9 @@ class DatabaseRateLimiter:
         self._clock, self._sleep = clock, sleep
         self._local = threading.local()
         self._known = False
+        # Slots whose requests were answered, with the time of the answer: closed by the next take, or ``flush``.
+        self._answered: list[tuple[int, float]] = []
+        self._lock = threading.Lock()
         self.waited_s = 0.0
 
     @property
@@ -98,7 +105,7 @@ class DatabaseRateLimiter:
         tracking = getattr(self._local, "open", None)
         if tracking:
             # One request at a time per thread: asking again means the last one was answered.
-            self._close(tracking)
+            self._answered_now(tracking)
         self._ensure_key()
         while True:
             wait = self._try_take(tracking)
@@ -117,7 +124,34 @@ class DatabaseRateLimiter:
         finally:
             self._local.open = None
             if opened:
-                self._close(opened)
+                self._answered_now(opened)
+
+    def flush(self) -> None:
+        """Close the slots of answered requests now (the end of a run: no take of this limiter may follow)."""
+        answered = self._take_answered()
+        if not answered:
+            return
+        try:
+            with self.db.engine.begin() as connection:
+                connection.execute(_CLOSE, [{"slot": slot, "answered_at": at} for slot, at in answered])
+        except Exception:
+            self._give_back(answered)
+            raise
+
+    def _answered_now(self, opened: list[int]) -> None:
+        now = self._clock()
+        with self._lock:
+            self._answered.extend((slot, now) for slot in opened)
+        opened.clear()
+
+    def _take_answered(self) -> list[tuple[int, float]]:
+        with self._lock:
+            answered, self._answered = self._answered, []
+        return answered
+
+    def _give_back(self, answered: list[tuple[int, float]]) -> None:
+        with self._lock:
+            self._answered[:0] = answered
 
     def _ensure_key(self) -> None:
         if self._known:
@@ -132,49 +166,106 @@ class DatabaseRateLimiter:
 
     def _try_take(self, tracking: list | None) -> float | None:
         """Take a slot and return None, or return how long to wait before looking again."""
-        with self.db.session() as session:
-            self._fast_commit(session)
-            # Lock the budget's row: takers of one budget queue here, one transaction at a time.
-            session.execute(update(RateLimitKey).where(RateLimitKey.key == self.key).values(key=self.key))
-            now = self._clock()
-            horizon = now - self.window
-            in_window = (RateLimitSlot.key == self.key) & or_(
-                RateLimitSlot.taken_at > horizon,
-                RateLimitSlot.open.is_(True) & (RateLimitSlot.taken_at > now - self._stuck),
-            )
-            count, oldest_closed = session.execute(
-                select(
-                    func.count(),
-                    func.min(RateLimitSlot.taken_at).filter(RateLimitSlot.open.is_(False)),
-                ).where(in_window)
-            ).one()
-            if count >= self.requests:
-                # The oldest closed slot leaves the window first; open slots free when answered: look again soon.
-                return (oldest_closed - horizon) if oldest_closed is not None else self.spacing
-            slot_id = session.execute(
-                insert(RateLimitSlot)
-                .values(key=self.key, taken_at=now, open=tracking is not None)
-                .returning(RateLimitSlot.id)
-            ).scalar_one()
-            # Forget slots no window can count any more (cheap: the index is on key, taken_at).
-            session.execute(
-                delete(RateLimitSlot).where(RateLimitSlot.key == self.key, RateLimitSlot.taken_at < now - self._stuck)
-            )
+        answered = self._take_answered()
+        now = self._clock()
+        values = {
+            "key": self.key,
+            "now": now,
+            "horizon": now - self.window,
+            "stuck": now - self._stuck,
+            "open": tracking is not None,
+            "requests": self.requests,
+        }
+        try:
+            with self.db.engine.begin() as connection:
+                if self.db.dialect == "postgresql":
+                    slot_id, count, oldest_closed = self._take_postgresql(connection, values, answered)
+                else:
+                    slot_id, count, oldest_closed = self._take(connection, values, answered)
+        except Exception:
+            self._give_back(answered)
+            raise
+        if slot_id is None:
+            # The oldest closed slot leaves the window first; open slots free when answered: look again soon.
+            return (oldest_closed - values["horizon"]) if oldest_closed is not None else self.spacing
         if tracking is not None:
             tracking.append(slot_id)
         return None
 
-    def _fast_commit(self, session) -> None:
-        # The budget's row is locked until commit: a commit that waits for the disk would cap the requests a
-        # second. A slot lost in a database crash only lets a few requests go early once.
-        if self.db.dialect == "postgresql":
-            session.execute(text("SET LOCAL synchronous_commit = off"))
+    @staticmethod
+    def _take_postgresql(connection, values: dict, answered: list[tuple[int, float]]) -> tuple:
+        # The budget's row is locked until commit, so that commit does not wait for the disk (a slot lost in a
+        # database crash only lets a few requests go early once).
+        connection.execute(_LOCK_POSTGRESQL, {"key": values["key"]})
+        return connection.execute(
+            _TAKE_POSTGRESQL,
+            {
+                **values,
+                "closed_ids": "{" + ",".join(str(slot) for slot, _ in answered) + "}",
+                "closed_at": "{" + ",".join(repr(at) for _, at in answered) + "}",
+            },
+        ).one()
 
-    def _close(self, opened: list[int]) -> None:
-        ids, opened[:] = list(opened), []
-        with self.db.session() as session:
-            self._fast_commit(session)
-            # Answered now: the slot counts from now on (the server saw the request at the latest now).
-            session.execute(
-                update(RateLimitSlot).where(RateLimitSlot.id.in_(ids)).values(taken_at=self._clock(), open=False)
+    @staticmethod
+    def _take(connection, values: dict, answered: list[tuple[int, float]]) -> tuple:
+        """The same in separate statements (SQLite: the write lock of the first statement serialises takers)."""
+        connection.execute(update(RateLimitKey).where(RateLimitKey.key == values["key"]).values(key=values["key"]))
+        if answered:
+            connection.execute(_CLOSE, [{"slot": slot, "answered_at": at} for slot, at in answered])
+        in_window = (RateLimitSlot.key == values["key"]) & or_(
+            RateLimitSlot.taken_at > values["horizon"],
+            RateLimitSlot.open.is_(True) & (RateLimitSlot.taken_at > values["stuck"]),
+        )
+        count, oldest_closed = connection.execute(
+            select(func.count(), func.min(RateLimitSlot.taken_at).filter(RateLimitSlot.open.is_(False))).where(
+                in_window
             )
+        ).one()
+        if count >= values["requests"]:
+            return None, count, oldest_closed
+        slot_id = connection.execute(
+            insert(RateLimitSlot)
+            .values(key=values["key"], taken_at=values["now"], open=values["open"])
+            .returning(RateLimitSlot.id)
+        ).scalar_one()
+        # Forget slots no window can count any more (cheap: the index is on key, taken_at).
+        connection.execute(
+            delete(RateLimitSlot).where(RateLimitSlot.key == values["key"], RateLimitSlot.taken_at < values["stuck"])
+        )
+        return slot_id, count, oldest_closed
+
+
+# Answered now: the slot counts from the answer on (the server saw the request at the latest then).
+_CLOSE = (
+    update(RateLimitSlot)
+    .where(RateLimitSlot.id == bindparam("slot"))
+    .values(taken_at=bindparam("answered_at"), open=False)
+)
+_LOCK_POSTGRESQL = text(
+    "WITH locked AS (UPDATE rate_limit_keys SET key = key WHERE key = :key RETURNING key) "
+    "SELECT set_config('synchronous_commit', 'off', true) FROM locked"
+)
+# In one statement, after the lock: close the answered slots, count the window (as it was before this statement:
+# a slot closed here still counts as open, i.e. as now), take a slot if there is room, forget slots no window can
+# count any more (cheap: the index is on key, taken_at).
+_TAKE_POSTGRESQL = text(
+    """
+    WITH closed AS (
+        UPDATE rate_limit_slots SET taken_at = answered.at, open = false
+        FROM unnest(CAST(:closed_ids AS bigint[]), CAST(:closed_at AS float8[])) AS answered (id, at)
+        WHERE rate_limit_slots.id = answered.id
+    ), counted AS (
+        SELECT count(*) AS slots, min(taken_at) FILTER (WHERE NOT open) AS oldest_closed
+        FROM rate_limit_slots
+        WHERE key = :key AND (taken_at > :horizon OR (open AND taken_at > :stuck))
+    ), taken AS (
+        INSERT INTO rate_limit_slots (key, taken_at, open)
+        SELECT :key, :now, :open FROM counted WHERE slots < :requests
+        RETURNING id
+    ), forgotten AS (
+        DELETE FROM rate_limit_slots
+        WHERE key = :key AND taken_at < :stuck AND id <> ALL (CAST(:closed_ids AS bigint[]))
+    )
+    SELECT (SELECT id FROM taken), slots, oldest_closed FROM counted
+    """
+)

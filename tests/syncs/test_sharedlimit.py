@@ -6,7 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
+from sqlalchemy import select
+
 from connector.db import Database
+from connector.models import RateLimitSlot
 from connector.syncs.ratelimit import RateLimiter
 from connector.syncs.sharedlimit import DatabaseRateLimiter, limiter_for, use_shared_limits
 
@@ -62,3 +65,28 @@ def test_the_engine_shares_through_the_database_only_where_switched_on(database)
         assert portal.key == "budget:hubspot:127.0.0.1:8010:ab12"
     finally:
         use_shared_limits(False)
+
+
+def test_an_answered_slot_is_closed_at_its_answer_by_the_next_take_or_a_flush(database):
+    now = [1000.0]
+    limiter = DatabaseRateLimiter(database, "destination:1", 10, 10.0, clock=lambda: now[0])
+
+    def slots() -> list[tuple[float, bool]]:
+        with database.session() as session:
+            return [
+                tuple(r)
+                for r in session.execute(select(RateLimitSlot.taken_at, RateLimitSlot.open).order_by(RateLimitSlot.id))
+            ]
+
+    with limiter.tracking():
+        limiter.acquire()
+        now[0] = 1002.0  # answered two seconds later
+    assert slots() == [(1000.0, True)]  # no transaction of its own: still counted as in flight ("now")
+    now[0] = 1005.0
+    with limiter.tracking():
+        limiter.acquire()  # the next take closes it, from the time of its answer
+        assert slots() == [(1002.0, False), (1005.0, True)]
+        now[0] = 1006.0
+    limiter.flush()  # the end of a run
+    assert slots() == [(1002.0, False), (1006.0, False)]
+    limiter.flush()  # nothing left: no statement
