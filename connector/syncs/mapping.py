@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from connector.computed import SEGMENTS, computed_properties, computed_property
@@ -136,11 +137,24 @@ class Payload:
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# Values orjson writes byte for byte as ``_CANONICAL`` does (it writes some floats otherwise: 1e-7 for 1e-07).
+_EXACT_TYPES = (str, bool, type(None))
+_INT64 = range(-(2**63), 2**64)
 
 
 def payload_hash(identity: str, properties: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of identity and properties: equal payloads, equal hashes, on any machine."""
-    return hashlib.sha256(_CANONICAL.encode([identity, properties]).encode()).hexdigest()
+    """SHA-256 of the canonical JSON of identity and properties: equal payloads, equal hashes, on any machine.
+
+    Payloads of strings, booleans, nulls, 64-bit integers and lists of strings (nearly all) are written by orjson,
+    several times faster and to the same bytes; any other value by ``json``, so every hash stays what it was."""
+    for value in properties.values():
+        kind = type(value)
+        if kind in _EXACT_TYPES or (kind is int and value in _INT64):
+            continue
+        if kind is list and all(type(item) is str for item in value):
+            continue
+        return hashlib.sha256(_CANONICAL.encode([identity, properties]).encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps([identity, properties], option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def normal_identity(value: str) -> str:
