@@ -20,18 +20,17 @@ from connector.models import Account, RecordState, SubjectType, SyncRecord, Sync
 CHUNK = 1000
 
 
-def _upsert(session: Session, sync_id: int, rows: list[dict[str, Any]], updated: tuple[str, ...]) -> None:
-    """Insert ``rows`` of ``sync_records`` (of one sync), or update the ``updated`` columns where they exist. One
-    statement per batch (``insert_rows``): an executemany of a batch's upserts was most of the database's work in a
-    sync run. A subject twice in ``rows`` keeps its last row, as one statement may touch a row only once."""
+def _upsert(session: Session, rows: list[dict[str, Any]], updated: tuple[str, ...]) -> None:
+    """Insert ``rows`` of ``sync_records`` (whole rows, of one sync), or update the ``updated`` columns where they
+    exist. One statement per batch (``insert_rows``): an executemany of a batch's upserts was most of the database's
+    work in a sync run. A subject twice in ``rows`` keeps its last row, as one statement may touch a row only once."""
     if not rows:
         return
-    now = utcnow()
-    latest = {row["subject_id"]: row for row in rows}
+    latest = list({row["subject_id"]: row for row in rows}.values()) if len(rows) > 1 else rows
     insert_rows(
         session,
         SyncRecord.__table__,
-        [{"sync_id": sync_id, "updated_at": now, **row} for row in latest.values()],
+        latest,
         conflict=["sync_id", "subject_id"],
         update=(*updated, "state", "error", "updated_at"),
     )
@@ -39,8 +38,10 @@ def _upsert(session: Session, sync_id: int, rows: list[dict[str, Any]], updated:
 
 def save_delivered(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]) -> None:
     """Records the destination acknowledged: ``rows`` of subject_id, identity, payload_hash, payload, remote_id."""
+    now = utcnow()
     delivered = [
         {
+            "sync_id": sync_id,
             "subject_id": row["subject_id"],
             "identity": row["identity"],
             "payload_hash": row["payload_hash"],
@@ -48,17 +49,20 @@ def save_delivered(session: Session, sync_id: int, rows: Sequence[dict[str, Any]
             "remote_id": row.get("remote_id"),
             "state": RecordState.SYNCED,
             "error": None,
+            "updated_at": now,
         }
         for row in rows
     ]
-    _upsert(session, sync_id, delivered, ("identity", "payload_hash", "payload", "remote_id"))
+    _upsert(session, delivered, ("identity", "payload_hash", "payload", "remote_id"))
 
 
 def save_rejected(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]) -> None:
     """Records the destination refused (``rows`` of subject_id, identity, error). What landed before, if anything,
     stays recorded (payload_hash, payload), so a later exit from the scope still clears it."""
+    now = utcnow()
     rejected = [
         {
+            "sync_id": sync_id,
             "subject_id": row["subject_id"],
             "identity": row["identity"],
             "payload_hash": None,
@@ -66,10 +70,11 @@ def save_rejected(session: Session, sync_id: int, rows: Sequence[dict[str, Any]]
             "remote_id": None,
             "state": RecordState.REJECTED,
             "error": row["error"],
+            "updated_at": now,
         }
         for row in rows
     ]
-    _upsert(session, sync_id, rejected, ("identity",))
+    _upsert(session, rejected, ("identity",))
 
 
 def mark_removed(session: Session, sync_id: int, subject_ids: Sequence[int]) -> None:
