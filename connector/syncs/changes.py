@@ -222,7 +222,7 @@ def subject_rows(session: Session, scope: Scope, sync_id: int, renderer: Rendere
         names.append("attributes")
         columns.append(model.attributes.label("attributes"))
     stmt = select(*columns).where(scope_condition(model, scope), model.id.in_(subject_ids)).order_by(model.id)
-    subjects = session.execute(stmt).all()
+    subjects = session.connection().execute(stmt).all()
     if not subjects:
         return []
     ids = [row.id for row in subjects]

@@ -142,7 +142,9 @@ def subject_page(
     for label, name in renderer.computed_columns:
         stmt = stmt.add_columns(value_of(name, scope.subject_type, model.id).label(label))
     stmt = stmt.where(in_scope, model.id > after_id, model.id <= last_id).order_by(model.id)
-    return session.execute(stmt).all()
+    # Plain rows of columns: through the session's connection, without the ORM's result machinery (a tenth of a
+    # run's CPU went to it).
+    return session.connection().execute(stmt).all()
 
 
 def leaving_page(
@@ -169,7 +171,7 @@ def leaving_page(
         .order_by(SyncRecord.subject_id)
         .limit(limit)
     )
-    return session.execute(stmt).all()
+    return session.connection().execute(stmt).all()
 
 
 def duplicate_identities(
