@@ -18,6 +18,7 @@ from connector import create_app
 from connector.config import Settings
 from connector.db import Database
 from connector.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG, seed_demo
+from connector.destinations import preload_destination_types
 from connector.migrate import upgrade
 from connector.models import Workspace
 from connector.operations.checker import AlertChecker
@@ -83,6 +84,7 @@ def serve(
     print(f"Web UI: sign in at http://{host}:{port}/login", flush=True)
     if has_demo:
         print(f"        demo login: {DEMO_EMAIL} / {DEMO_PASSWORD} (unless changed with connector member set-password)")
+    preload_destination_types()
     settle()
     try:
         server.serve_forever()

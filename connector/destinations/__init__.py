@@ -46,6 +46,7 @@ __all__ = [
     "config_schema",
     "get_destination_type",
     "load_destination_types",
+    "preload_destination_types",
     "secret_fields",
 ]
 
@@ -64,6 +65,13 @@ def load_destination_types() -> dict[str, type[Destination]]:
             raise TypeError(f"entry point {entry_point.name!r} ({entry_point.value}) is not a Destination subclass")
         found[entry_point.name] = cls
     return dict(sorted(found.items()))
+
+
+def preload_destination_types() -> None:
+    """Import every destination type's client library now (``Destination.preload``): long-lived processes call it
+    at start, before their first runs."""
+    for destination_type in load_destination_types().values():
+        destination_type.preload()
 
 
 def get_destination_type(name: str) -> type[Destination]:

@@ -183,6 +183,11 @@ class Destination:
         self.config = config
         self._acquire: Callable[[], None] | None = None
 
+    @classmethod
+    def preload(cls) -> None:
+        """Import what building an instance imports (a client library), so a long-lived process pays for it at
+        start, not in its first runs, several of which may start at once. Default: nothing to import."""
+
     def __repr__(self) -> str:
         # The config's repr masks secrets (SecretStr); nothing else of the instance is shown.
         return f"{type(self).__name__}({self.config!r})"

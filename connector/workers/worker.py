@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from connector.config import Settings
 from connector.db import Database
+from connector.destinations import preload_destination_types
 from connector.operations.checker import AlertChecker
 from connector.operations.logs import configure_logging
 from connector.process import settle
@@ -56,6 +57,7 @@ def run_worker(
         checker.start()
     names = [queue_name(settings, q) for q in (queues or worker_queues(settings))]
     log.info("%s: consuming %s with %d thread(s)", name, ", ".join(names), concurrency)
+    preload_destination_types()
     settle()
     try:
         app.worker_main(
