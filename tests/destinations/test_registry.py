@@ -57,3 +57,10 @@ def test_destinations_import_no_client_library_database_or_web_layer_until_used(
 def test_the_objects_a_type_accepts_can_be_asked_of_the_class() -> None:
     assert HubSpotDestination.accepts_object("contacts") and not HubSpotDestination.accepts_object("deals")
     assert WebhookDestination.accepts_object("anything") and FileDestination.accepts_object("orders")
+
+
+def test_preloading_imports_each_types_client_library_before_any_instance_is_built():
+    check = "import sys; import connector.destinations as d; {}print('hubspot.crm.contacts' in sys.modules)"
+    for preload, loaded in (("", "False"), ("d.preload_destination_types(); ", "True")):
+        result = subprocess.run([sys.executable, "-c", check.format(preload)], capture_output=True, text=True)
+        assert result.stdout.strip() == loaded, result.stderr
