@@ -357,9 +357,9 @@ class _Runner(Delivery):
             self.plugin.bind_rate_limiter(self.limiter.acquire)
 
     def _read(self, fetch, *args):
-        def page(after: int):
+        def page(after: int, limit: int):
             with self.db.session() as session:
-                return fetch(session, *args, after, self.page_size)
+                return fetch(session, *args, after, limit)
 
         return page
 

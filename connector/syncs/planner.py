@@ -203,15 +203,20 @@ def duplicate_identities(
     return found
 
 
-def pages(fetch: Callable[[int], Sequence[Any]], key: Callable[[Any], int], limit: int = PAGE_SIZE) -> Iterator[Any]:
-    """Rows of consecutive keyset pages: ``fetch(after)`` returns up to ``limit`` rows after key ``after``."""
-    after = 0
+def pages(
+    fetch: Callable[[int, int], Sequence[Any]], key: Callable[[Any], int], limit: int = PAGE_SIZE
+) -> Iterator[Any]:
+    """Rows of consecutive keyset pages: ``fetch(after, limit)`` returns up to ``limit`` rows after key ``after``.
+
+    The first page is a tenth of the others: a run's first batch leaves after one short read, not after reading and
+    decoding thousands of rows (that first request also starts the destination's rate-limit window)."""
+    after, size = 0, max(1, limit // 10)
     while True:
-        rows = fetch(after)
+        rows = fetch(after, size)
         yield from rows
-        if len(rows) < limit:
+        if len(rows) < size:
             return
-        after = key(rows[-1])
+        after, size = key(rows[-1]), limit
 
 
 def diff(subjects: Iterable[Any], renderer: Renderer, duplicates: set[str], counts: PlanCounts) -> Iterator[Planned]:
