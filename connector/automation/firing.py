@@ -87,7 +87,8 @@ def playbooks_to_process(session: Session) -> list[tuple[int, int]]:
         .join(Playbook, Playbook.id == PlaybookLane.playbook_id)
         .where(Playbook.enabled.is_(True), Playbook.trigger_segment_id.is_not(None))
     )
-    return list(session.execute(query.order_by(Playbook.id, PlaybookLane.lane)).tuples())
+    rows = session.execute(query.order_by(Playbook.id, PlaybookLane.lane))
+    return [(playbook_id, lane) for playbook_id, lane in rows]
 
 
 def process_membership_triggers(
