@@ -235,19 +235,18 @@ def affected_rows(session: Session, statement) -> int:
     return session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount
 
 
-def id_array(ids: Sequence[int]) -> ColumnElement:
-    """A ``bigint[]`` of these ids as one parameter (PostgreSQL): sent as the array's text, ``{1,2,3}``, which
-    PostgreSQL parses in a fraction of the time the driver takes to adapt a list of 5,000 ints (1.0 ms against
-    4.6 ms a statement)."""
-    text_ = "{" + ",".join(map(str, map(int, ids))) + "}"
+def id_array(ids: Sequence[int | None]) -> ColumnElement:
+    """A ``bigint[]`` of these ids (None: NULL) as one parameter (PostgreSQL): sent as the array's text,
+    ``{1,2,NULL}``, which PostgreSQL parses in a fraction of the time the driver takes to adapt a list of 5,000 ints
+    (1.0 ms against 4.6 ms a statement)."""
+    text_ = "{" + ",".join("NULL" if i is None else str(int(i)) for i in ids) + "}"
     return cast(bindparam(None, text_, type_=Text), postgresql.ARRAY(BigInteger))
 
 
 def _array(values: list, type_) -> ColumnElement:
-    """A column's values as one array parameter: integers (and nulls) as the array's text, like ``id_array``."""
+    """A column's values as one array parameter: integers as ``id_array``'s text."""
     if isinstance(type_, Integer):
-        text_ = "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
-        return cast(bindparam(None, text_, type_=Text), postgresql.ARRAY(BigInteger))
+        return id_array(values)
     return bindparam(None, values, type_=postgresql.ARRAY(type_))
 
 

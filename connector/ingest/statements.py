@@ -92,8 +92,8 @@ def _recordset_insert(
 
 
 def _json_rows(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as one JSON array (datetimes in ISO 8601, enums by value). orjson writes it several times faster
-    than ``json``; what it cannot write (an integer beyond 64 bits, a Decimal) goes the slow way."""
+    """The rows as one JSON array (datetimes in ISO 8601, enums by value, decimals as numbers). orjson writes it
+    several times faster than ``json``; what it cannot write (an integer beyond 64 bits) goes through ``json``."""
     try:
         return orjson.dumps(rows, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
