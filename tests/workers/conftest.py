@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from connector.config import Settings
 from connector.models import RunStatus, SyncRun
@@ -34,7 +34,7 @@ REDIS_URL = os.environ.get("CONNECTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0
 LEASE_SECONDS = 4.0
 # A worker process starts in about two seconds; a loaded CI machine may take many times that.
 READY_TIMEOUT_S = 120.0
-LOG_TAIL = 60
+LOG_TAIL = 300
 HEARTBEAT_SECONDS = 0.5
 
 
@@ -116,9 +116,13 @@ def start_worker(worker_settings: Settings, tmp_path) -> Iterator[Callable[..., 
         return process
 
     yield start
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        process.send_signal(signal.SIGUSR1)  # Celery logs every thread's stack: what a stuck worker was doing
+    if running:
+        time.sleep(0.5)
+    for process in running:
+        process.send_signal(signal.SIGTERM)
     for process in processes:
         try:
             process.wait(timeout=15)
@@ -157,6 +161,21 @@ def dispatcher(database, worker_settings) -> CeleryDispatcher:
     return CeleryDispatcher(database, worker_settings)
 
 
+def database_activity(database) -> str:
+    """What PostgreSQL's other sessions are doing and waiting for (a stuck run's locks), for a failure message."""
+    if database.dialect != "postgresql":
+        return ""
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS in_transaction, "
+                "left(query, 160) AS query FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+        ).all()
+    return "".join(f"\n  {tuple(row)}" for row in rows) or "\n  (no session of the database is busy)"
+
+
 def wait_for_runs(database, sync_ids, *, timeout: float, statuses=(RunStatus.SUCCEEDED,)) -> dict[int, SyncRun]:
     """Wait until each sync has a run in one of ``statuses``; its latest such run by sync id."""
     deadline = time.monotonic() + timeout
@@ -178,5 +197,6 @@ def wait_for_runs(database, sync_ids, *, timeout: float, statuses=(RunStatus.SUC
                 ).all()
             raise AssertionError(
                 f"no finished run after {timeout} s for syncs {sorted(wanted - set(found))}; runs: {seen}"
+                + database_activity(database)
             )
         time.sleep(0.2)
