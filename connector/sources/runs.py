@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, literal, select, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -37,7 +36,7 @@ from connector.ingest.accounts import group
 from connector.ingest.batches import DUPLICATE, INVALID, MAX_BATCH, BatchResult
 from connector.ingest.events import track
 from connector.ingest.objects import upsert_objects
-from connector.ingest.statements import insert_into, one_of
+from connector.ingest.statements import insert_rows, one_of
 from connector.ingest.users import identify
 from connector.models import ModelKind, RunStatus, Source, SourceModel, SourceRow, SourceRun, SourceRunError, utcnow
 from connector.security import SecretBox
@@ -357,31 +356,9 @@ def _stored_hashes(session: Session, model_id: int, keys: Sequence[str]) -> dict
 
 
 def _remember(session: Session, model_id: int, written: dict[str, str]) -> None:
-    """Upsert the hashes of the rows written. On PostgreSQL keys and hashes travel as two arrays: one short
-    statement, where an executemany costs a round trip a row."""
-    if not written:
-        return
-    table = SourceRow.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        keys = bindparam("keys", list(written), type_=postgresql.ARRAY(table.c.row_key.type))
-        hashes = bindparam("hashes", list(written.values()), type_=postgresql.ARRAY(table.c.row_hash.type))
-        statement = postgresql.insert(table).from_select(
-            ["model_id", "row_key", "row_hash"],
-            select(literal(model_id, table.c.model_id.type), func.unnest(keys), func.unnest(hashes)),
-        )
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["model_id", "row_key"], set_={"row_hash": statement.excluded.row_hash}
-            )
-        )
-        return
+    """Upsert the hashes of the rows written, in one statement (``insert_rows``: one JSON text on PostgreSQL)."""
     rows = [{"model_id": model_id, "row_key": k, "row_hash": h} for k, h in written.items()]
-    statement = insert_into(session, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=["model_id", "row_key"], set_={"row_hash": statement.excluded.row_hash}
-    )
-    for start in range(0, len(rows), MAX_BATCH):
-        session.execute(statement, rows[start : start + MAX_BATCH])
+    insert_rows(session, SourceRow.__table__, rows, conflict=["model_id", "row_key"], update=["row_hash"])
 
 
 def _add_counts(session: Session, run_id: int, chunk: _Counts, counts: _Counts) -> None:
