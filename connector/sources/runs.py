@@ -53,6 +53,7 @@ from connector.sources.reader import (
 )
 from connector.sources.rows import MAX_KEY, Layout, item_hash, key_digest, row_item, row_key
 from connector.sources.statistics import Statistics
+from connector.streams import read_ahead
 
 log = logging.getLogger("connector.sources")
 
@@ -209,6 +210,22 @@ def _layout(connection, snapshot: _Snapshot) -> Layout:
 
 
 def _read_and_write(db: Database, url: str, snapshot: _Snapshot, run_id: int, counts: _Counts, chunk_size: int):
+    """Write the chunks of the source's rows, each with its cursor; the next chunk is read (and its rows shaped) on
+    a thread of its own while one is written, so the source's wait and ours overlap."""
+    statistics = Statistics(db)
+    with read_ahead(lambda: _read(url, snapshot, chunk_size), name=f"source-model-{snapshot.id}") as chunks:
+        for layout, planned, cursor in chunks:
+            before = counts.created + counts.changed
+            with collector_paused(), db.session() as session:
+                _write_chunk(session, snapshot, layout, run_id, planned, counts, cursor)
+            statistics.wrote(counts.created + counts.changed - before)
+
+
+def _read(
+    url: str, snapshot: _Snapshot, chunk_size: int
+) -> Iterator[tuple[Layout, list[_Planned], dict[str, Any] | None]]:
+    """The source's rows after the committed cursor, chunk by chunk: the layout, the chunk's planned items, and the
+    cursor to commit with it."""
     engine = open_engine(url)
     try:
         with engine.connect() as connection:
@@ -216,30 +233,19 @@ def _read_and_write(db: Database, url: str, snapshot: _Snapshot, run_id: int, co
             after = None
             if snapshot.cursor_column and snapshot.cursor_state:
                 after = [cursor_value(t) for t in snapshot.cursor_state["after"]]
-
-            def chunks() -> Iterator[tuple[list[_Planned], dict[str, Any] | None]]:
-                for rows in stream_rows(
-                    connection,
-                    snapshot.query,
-                    chunk_size=chunk_size,
-                    cursor_column=snapshot.cursor_column,
-                    key_columns=layout.key_columns,
-                    after=after,
-                ):
-                    cursor = None
-                    if snapshot.cursor_column:
-                        last = rows[-1]
-                        cursor = {
-                            "after": [cursor_token(last[c]) for c in (snapshot.cursor_column, *layout.key_columns)]
-                        }
-                    yield _plan(layout, rows), cursor
-
-            statistics = Statistics(db)
-            for planned, cursor in chunks():
-                before = counts.created + counts.changed
-                with collector_paused(), db.session() as session:
-                    _write_chunk(session, snapshot, layout, run_id, planned, counts, cursor)
-                statistics.wrote(counts.created + counts.changed - before)
+            for rows in stream_rows(
+                connection,
+                snapshot.query,
+                chunk_size=chunk_size,
+                cursor_column=snapshot.cursor_column,
+                key_columns=layout.key_columns,
+                after=after,
+            ):
+                cursor = None
+                if snapshot.cursor_column:
+                    last = rows[-1]
+                    cursor = {"after": [cursor_token(last[c]) for c in (snapshot.cursor_column, *layout.key_columns)]}
+                yield layout, _plan(layout, rows), cursor
     finally:
         engine.dispose()
 
