@@ -14,7 +14,9 @@ counts as open, i.e. as "now", which only ever holds the window longer. A take i
 PostgreSQL two statements (lock the budget's row; then close, count, take and forget in one), as the count must be
 read after the lock is held, in a snapshot of its own.
 Clocks: slots carry the wall-clock time of the process that took them, so machines sharing a budget need
-synchronised clocks (NTP); the margin covers small skews.
+synchronised clocks (NTP); the margin covers small skews. A clock stepped back (a virtual machine restored, NTP
+stepping) would leave slots in the future, counted until the clock caught up with them: a take that finds slots more
+than the margin ahead of its clock moves them to its "now", so they count for one window at most.
 
 ``limiter_for(db, key, requests, seconds)`` is what the sync engine asks for, with the key of the budget (the
 destination's ``budget_key`` when it names one, a HubSpot app's in its portal, else the destination itself): the
@@ -86,6 +88,7 @@ class DatabaseRateLimiter:
         self.db, self.key = db, key
         self.requests, self.seconds = requests, seconds
         self.window = seconds + margin_s
+        self.margin_s = margin_s
         self.spacing = self.window / requests
         self._stuck = STUCK_WINDOWS * self.window
         self._clock, self._sleep = clock, sleep
@@ -173,6 +176,7 @@ class DatabaseRateLimiter:
             "now": now,
             "horizon": now - self.window,
             "stuck": now - self._stuck,
+            "ahead": now + self.margin_s,
             "open": tracking is not None,
             "requests": self.requests,
         }
@@ -212,6 +216,11 @@ class DatabaseRateLimiter:
         connection.execute(update(RateLimitKey).where(RateLimitKey.key == values["key"]).values(key=values["key"]))
         if answered:
             connection.execute(_CLOSE, [{"slot": slot, "answered_at": at} for slot, at in answered])
+        connection.execute(
+            update(RateLimitSlot)
+            .where(RateLimitSlot.key == values["key"], RateLimitSlot.taken_at > values["ahead"])
+            .values(taken_at=values["now"])
+        )
         in_window = (RateLimitSlot.key == values["key"]) & or_(
             RateLimitSlot.taken_at > values["horizon"],
             RateLimitSlot.open.is_(True) & (RateLimitSlot.taken_at > values["stuck"]),
@@ -245,15 +254,19 @@ _LOCK_POSTGRESQL = text(
     "WITH locked AS (UPDATE rate_limit_keys SET key = key WHERE key = :key RETURNING key) "
     "SELECT set_config('synchronous_commit', 'off', true) FROM locked"
 )
-# In one statement, after the lock: close the answered slots, count the window (as it was before this statement:
-# a slot closed here still counts as open, i.e. as now), take a slot if there is room, forget slots no window can
-# count any more (cheap: the index is on key, taken_at).
+# In one statement, after the lock: close the answered slots, bring slots from the future back to now (a clock
+# stepped back), count the window (as it was before this statement: a slot closed here still counts as open, i.e.
+# as now), take a slot if there is room, forget slots no window can count any more (cheap: the index is on key,
+# taken_at).
 _TAKE_POSTGRESQL = text(
     """
     WITH closed AS (
         UPDATE rate_limit_slots SET taken_at = answered.at, open = false
         FROM unnest(CAST(:closed_ids AS bigint[]), CAST(:closed_at AS float8[])) AS answered (id, at)
         WHERE rate_limit_slots.id = answered.id
+    ), returned AS (
+        UPDATE rate_limit_slots SET taken_at = :now
+        WHERE key = :key AND taken_at > :ahead AND id <> ALL (CAST(:closed_ids AS bigint[]))
     ), counted AS (
         SELECT count(*) AS slots, min(taken_at) FILTER (WHERE NOT open) AS oldest_closed
         FROM rate_limit_slots

@@ -90,3 +90,21 @@ def test_an_answered_slot_is_closed_at_its_answer_by_the_next_take_or_a_flush(da
     limiter.flush()  # the end of a run
     assert slots() == [(1002.0, False), (1006.0, False)]
     limiter.flush()  # nothing left: no statement
+
+
+def test_slots_left_in_the_future_by_a_clock_stepped_back_count_for_one_window_at_most(database):
+    # A process whose clock ran an hour ahead filled the window; then its clock (or this one) was set right.
+    ahead = DatabaseRateLimiter(database, "destination:1", 2, 0.5, clock=lambda: time.time() + 3600)
+    for _ in range(2):
+        ahead.acquire()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if sum(slept) > 5:
+            raise AssertionError("still waiting for slots an hour in the future")
+        time.sleep(seconds)
+
+    now = DatabaseRateLimiter(database, "destination:1", 2, 0.5, sleep=sleep)
+    now.acquire()
+    assert 0 < sum(slept) < 2  # about one window (0.55 s), not an hour
