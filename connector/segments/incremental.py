@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from connector.changes import ChangeSet
 from connector.computed import refresh_for_changes
 from connector.models import Account, AccountUser, SegmentKind, SubjectType, User, utcnow
-from connector.scratch import id_set
+from connector.scratch import id_set, keyed_probes
 from connector.segments.evaluated import Evaluation, workspace_segments
 from connector.segments.run import evaluate_subjects, refresh_segments
 from connector.segments.sharing import follow_source_devices
@@ -96,19 +96,21 @@ def apply_changes(session: Session, workspace_id: int, changes: ChangeSet) -> Ev
             scopes[segment_id] = scope
 
     whole = {i for i, scope in scopes.items() if len(scope) > FULL_REFRESH_ABOVE}
-    _lock_subjects(session, scopes, {i: s.subject_type for i, s in segments.items()}, whole)
-    partial = {i: s for i, s in scopes.items() if i not in whole}
-    evaluation = evaluate_subjects(session, workspace_id, partial, now=now, segments=segments)
+    with keyed_probes(session):
+        _lock_subjects(session, scopes, {i: s.subject_type for i, s in segments.items()}, whole)
+        partial = {i: s for i, s in scopes.items() if i not in whole}
+        evaluation = evaluate_subjects(session, workspace_id, partial, now=now, segments=segments)
     if whole:
         bulk = refresh_segments(session, workspace_id, whole, now=now)
         evaluation.counts.update(bulk.counts)
         evaluation.changed = None
 
-    for subject_type, ids in ((SubjectType.USER, users), (SubjectType.ACCOUNT, accounts)):
-        if ids:
-            refresh_for_changes(session, workspace_id, subject_type, _ids_scope(session, ids), kinds)
-    if "device" in kinds:
-        follow_source_devices(session, workspace_id, users, now)
+    with keyed_probes(session):
+        for subject_type, ids in ((SubjectType.USER, users), (SubjectType.ACCOUNT, accounts)):
+            if ids:
+                refresh_for_changes(session, workspace_id, subject_type, _ids_scope(session, ids), kinds)
+        if "device" in kinds:
+            follow_source_devices(session, workspace_id, users, now)
     return evaluation
 
 
