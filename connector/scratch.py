@@ -287,7 +287,8 @@ def keyed_probes(session: Session) -> Iterator[None]:
     or an ingestion batch changed read all of a million users (137 ms) where probing them takes 31 ms, and the more
     people a workspace had, the slower each batch. Tables the service reads are cached or on solid-state storage,
     where an out-of-order read costs about what a sequential one does (PostgreSQL's documentation suggests 1.1 for
-    such storage). The setting is this transaction's own and restored on leaving the block. Other dialects: nothing.
+    such storage). The setting is this transaction's own and restored on leaving the block (an error rolls it back
+    with the transaction). Other dialects: nothing.
     """
     if session.get_bind().dialect.name != "postgresql":
         yield
@@ -296,7 +297,6 @@ def keyed_probes(session: Session) -> Iterator[None]:
         text("SELECT current_setting('random_page_cost'), set_config('random_page_cost', :cost, true)"),
         {"cost": KEYED_RANDOM_PAGE_COST},
     ).scalar_one()
-    try:
-        yield
-    finally:
-        session.execute(text("SELECT set_config('random_page_cost', :cost, true)"), {"cost": previous})
+    yield
+    # Not on an error: the transaction (or its savepoint) is rolled back, and the setting with it.
+    session.execute(text("SELECT set_config('random_page_cost', :cost, true)"), {"cost": previous})
