@@ -170,22 +170,25 @@ class DatabaseRateLimiter:
     def _try_take(self, tracking: list | None) -> float | None:
         """Take a slot and return None, or return how long to wait before looking again."""
         answered = self._take_answered()
-        now = self._clock()
-        values = {
-            "key": self.key,
-            "now": now,
-            "horizon": now - self.window,
-            "stuck": now - self._stuck,
-            "ahead": now + self.margin_s,
-            "open": tracking is not None,
-            "requests": self.requests,
-        }
+        postgresql = self.db.dialect == "postgresql"
         try:
             with self.db.engine.begin() as connection:
-                if self.db.dialect == "postgresql":
-                    slot_id, count, oldest_closed = self._take_postgresql(connection, values, answered)
-                else:
-                    slot_id, count, oldest_closed = self._take(connection, values, answered)
+                _lock_budget(connection, self.key, postgresql)
+                # The clock is read with the budget locked: every slot already there was taken (or answered)
+                # earlier. Read before a wait for the lock, "now" would be older than slots other processes took
+                # meanwhile, and bringing those "from the future" back to it would let them leave the window early.
+                now = self._clock()
+                values = {
+                    "key": self.key,
+                    "now": now,
+                    "horizon": now - self.window,
+                    "stuck": now - self._stuck,
+                    "ahead": now + self.margin_s,
+                    "open": tracking is not None,
+                    "requests": self.requests,
+                }
+                take = _take_postgresql if postgresql else _take
+                slot_id, count, oldest_closed = take(connection, values, answered)
         except Exception:
             self._give_back(answered)
             raise
@@ -196,52 +199,56 @@ class DatabaseRateLimiter:
             tracking.append(slot_id)
         return None
 
-    @staticmethod
-    def _take_postgresql(connection, values: dict, answered: list[tuple[int, float]]) -> tuple:
-        # The budget's row is locked until commit, so that commit does not wait for the disk (a slot lost in a
-        # database crash only lets a few requests go early once).
-        connection.execute(_LOCK_POSTGRESQL, {"key": values["key"]})
-        return connection.execute(
-            _TAKE_POSTGRESQL,
-            {
-                **values,
-                "closed_ids": "{" + ",".join(str(slot) for slot, _ in answered) + "}",
-                "closed_at": "{" + ",".join(repr(at) for _, at in answered) + "}",
-            },
-        ).one()
 
-    @staticmethod
-    def _take(connection, values: dict, answered: list[tuple[int, float]]) -> tuple:
-        """The same in separate statements (SQLite: the write lock of the first statement serialises takers)."""
-        connection.execute(update(RateLimitKey).where(RateLimitKey.key == values["key"]).values(key=values["key"]))
-        if answered:
-            connection.execute(_CLOSE, [{"slot": slot, "answered_at": at} for slot, at in answered])
-        connection.execute(
-            update(RateLimitSlot)
-            .where(RateLimitSlot.key == values["key"], RateLimitSlot.taken_at > values["ahead"])
-            .values(taken_at=values["now"])
-        )
-        in_window = (RateLimitSlot.key == values["key"]) & or_(
-            RateLimitSlot.taken_at > values["horizon"],
-            RateLimitSlot.open.is_(True) & (RateLimitSlot.taken_at > values["stuck"]),
-        )
-        count, oldest_closed = connection.execute(
-            select(func.count(), func.min(RateLimitSlot.taken_at).filter(RateLimitSlot.open.is_(False))).where(
-                in_window
-            )
-        ).one()
-        if count >= values["requests"]:
-            return None, count, oldest_closed
-        slot_id = connection.execute(
-            insert(RateLimitSlot)
-            .values(key=values["key"], taken_at=values["now"], open=values["open"])
-            .returning(RateLimitSlot.id)
-        ).scalar_one()
-        # Forget slots no window can count any more (cheap: the index is on key, taken_at).
-        connection.execute(
-            delete(RateLimitSlot).where(RateLimitSlot.key == values["key"], RateLimitSlot.taken_at < values["stuck"])
-        )
-        return slot_id, count, oldest_closed
+def _lock_budget(connection, key: str, postgresql: bool) -> None:
+    """Hold the budget until commit: its row lock on PostgreSQL, so that the commit does not wait for the disk (a
+    slot lost in a database crash only lets a few requests go early once); SQLite's write lock (taken at BEGIN)."""
+    if postgresql:
+        connection.execute(_LOCK_POSTGRESQL, {"key": key})
+    else:
+        connection.execute(update(RateLimitKey).where(RateLimitKey.key == key).values(key=key))
+
+
+def _take_postgresql(connection, values: dict, answered: list[tuple[int, float]]) -> tuple:
+    """Close, bring back, count, take and forget in one statement, after the lock."""
+    return connection.execute(
+        _TAKE_POSTGRESQL,
+        {
+            **values,
+            "closed_ids": "{" + ",".join(str(slot) for slot, _ in answered) + "}",
+            "closed_at": "{" + ",".join(repr(at) for _, at in answered) + "}",
+        },
+    ).one()
+
+
+def _take(connection, values: dict, answered: list[tuple[int, float]]) -> tuple:
+    """The same in separate statements (SQLite: the write lock serialises takers)."""
+    if answered:
+        connection.execute(_CLOSE, [{"slot": slot, "answered_at": at} for slot, at in answered])
+    connection.execute(
+        update(RateLimitSlot)
+        .where(RateLimitSlot.key == values["key"], RateLimitSlot.taken_at > values["ahead"])
+        .values(taken_at=values["now"])
+    )
+    in_window = (RateLimitSlot.key == values["key"]) & or_(
+        RateLimitSlot.taken_at > values["horizon"],
+        RateLimitSlot.open.is_(True) & (RateLimitSlot.taken_at > values["stuck"]),
+    )
+    count, oldest_closed = connection.execute(
+        select(func.count(), func.min(RateLimitSlot.taken_at).filter(RateLimitSlot.open.is_(False))).where(in_window)
+    ).one()
+    if count >= values["requests"]:
+        return None, count, oldest_closed
+    slot_id = connection.execute(
+        insert(RateLimitSlot)
+        .values(key=values["key"], taken_at=values["now"], open=values["open"])
+        .returning(RateLimitSlot.id)
+    ).scalar_one()
+    # Forget slots no window can count any more (cheap: the index is on key, taken_at).
+    connection.execute(
+        delete(RateLimitSlot).where(RateLimitSlot.key == values["key"], RateLimitSlot.taken_at < values["stuck"])
+    )
+    return slot_id, count, oldest_closed
 
 
 # Answered now: the slot counts from the answer on (the server saw the request at the latest then).

@@ -108,3 +108,31 @@ def test_slots_left_in_the_future_by_a_clock_stepped_back_count_for_one_window_a
     now = DatabaseRateLimiter(database, "destination:1", 2, 0.5, sleep=sleep)
     now.acquire()
     assert 0 < sum(slept) < 2  # about one window (0.55 s), not an hour
+
+
+def test_a_take_that_waited_for_the_budget_leaves_the_slots_taken_meanwhile_where_they_are(database, database_url):
+    # Another process holds the budget and takes a slot while this one waits for it. This take must count that
+    # slot at its own time: read before the wait, this take's clock would be older than the slot, and bringing the
+    # slot "back from the future" to it would let the slot leave the window early (more requests than the budget).
+    other = Database(database_url)
+    waiting = DatabaseRateLimiter(database, "destination:1", 5, 2.0)
+    waiting._ensure_key()
+    try:
+        with other.engine.begin() as connection:
+            if other.dialect == "postgresql":
+                connection.exec_driver_sql("UPDATE rate_limit_keys SET key = key WHERE key = 'destination:1'")
+            taker = threading.Thread(target=waiting.acquire)
+            taker.start()
+            time.sleep(0.4)  # the taker is waiting for the budget
+            taken_at = time.time()
+            connection.execute(
+                RateLimitSlot.__table__.insert().values(key="destination:1", taken_at=taken_at, open=False)
+            )
+        taker.join(timeout=30)
+        assert not taker.is_alive()
+    finally:
+        other.dispose()
+    with database.session() as session:
+        times = sorted(session.scalars(select(RateLimitSlot.taken_at)))
+    assert times[0] == taken_at  # the other process's slot, where it was taken
+    assert times[1] >= taken_at  # this take's, after it
