@@ -8,9 +8,11 @@ worker shares: each request inserts a slot in ``rate_limit_slots``, after lockin
 slots are in the window. As in-process, a slot taken inside ``tracking()`` counts as "now" while its request is in
 flight and from the moment of the answer once answered, so a window never starts before the server's.
 
+Within a process, one thread at a time asks the database for a slot of a budget; the others wait at the process's
+gate for it (``_LocalBudget``), so a full window costs one poll at a time per process, not one per waiting thread.
 An answered request's slot is not closed by a transaction of its own: the answer's time is noted in the process and
-written by the next take of the same budget (any thread), or by ``flush()`` when the run ends. Until then the slot
-counts as open, i.e. as "now", which only ever holds the window longer. A take is one short transaction; on
+written by the next take of the same budget (any thread, any run), or by ``flush()`` when a run ends. Until then the
+slot counts as open, i.e. as "now", which only ever holds the window longer. A take is one short transaction; on
 PostgreSQL two statements (lock the budget's row; then close, count, take and forget in one), as the count must be
 read after the lock is held, in a snapshot of its own.
 Clocks: slots carry the wall-clock time of the process that took them, so machines sharing a budget need
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -69,6 +72,29 @@ def _key_text(key: object) -> str:
     return ":".join(str(p) for p in parts if not (isinstance(p, str) and "://" in p))[:200]
 
 
+class _LocalBudget:
+    """What the threads of one process share of one budget: the gate (one of them at a time asks the database:
+    while the window is full, the others would only poll it in turn, a transaction each) and the slots answered
+    and not yet closed, which whichever thread asks next closes. Shared by every limiter of the budget in this
+    process (one per sync run), so a slot answered in one run is closed by the take of another: held back, the
+    open slots of runs waiting at the gate would keep the window full for the thread at the gate."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Lock()
+        self.lock = threading.Lock()
+        self.answered: list[tuple[int, float]] = []
+
+
+# Per database (one ``Database`` is one process's engine; tests open two to stand for two processes) and key.
+_local_budgets: weakref.WeakKeyDictionary[Database, dict[str, _LocalBudget]] = weakref.WeakKeyDictionary()
+_local_budgets_lock = threading.Lock()
+
+
+def _local_budget(db: Database, key: str) -> _LocalBudget:
+    with _local_budgets_lock:
+        return _local_budgets.setdefault(db, {}).setdefault(key, _LocalBudget())
+
+
 class DatabaseRateLimiter:
     """At most ``requests`` requests in any ``seconds`` (+ ``margin_s``) for every process sharing ``db``."""
 
@@ -94,9 +120,7 @@ class DatabaseRateLimiter:
         self._clock, self._sleep = clock, sleep
         self._local = threading.local()
         self._known = False
-        # Slots whose requests were answered, with the time of the answer: closed by the next take, or ``flush``.
-        self._answered: list[tuple[int, float]] = []
-        self._lock = threading.Lock()
+        self._budget = _local_budget(db, key)
         self.waited_s = 0.0
 
     @property
@@ -110,13 +134,17 @@ class DatabaseRateLimiter:
             # One request at a time per thread: asking again means the last one was answered.
             self._answered_now(tracking)
         self._ensure_key()
-        while True:
-            wait = self._try_take(tracking)
-            if wait is None:
-                return
-            wait = min(max(wait, MIN_WAIT_S), MAX_WAIT_S)
-            self.waited_s += wait
-            self._sleep(wait)
+        asked = time.monotonic()
+        # One thread of this process at a time asks the database; the others wait here, not in polls of their own.
+        with self._budget.gate:
+            self.waited_s += time.monotonic() - asked
+            while True:
+                wait = self._try_take(tracking)
+                if wait is None:
+                    return
+                wait = min(max(wait, MIN_WAIT_S), MAX_WAIT_S)
+                self.waited_s += wait
+                self._sleep(wait)
 
     @contextmanager
     def tracking(self) -> Iterator[None]:
@@ -143,18 +171,21 @@ class DatabaseRateLimiter:
 
     def _answered_now(self, opened: list[int]) -> None:
         now = self._clock()
-        with self._lock:
-            self._answered.extend((slot, now) for slot in opened)
+        budget = self._budget
+        with budget.lock:
+            budget.answered.extend((slot, now) for slot in opened)
         opened.clear()
 
     def _take_answered(self) -> list[tuple[int, float]]:
-        with self._lock:
-            answered, self._answered = self._answered, []
+        budget = self._budget
+        with budget.lock:
+            answered, budget.answered = budget.answered, []
         return answered
 
     def _give_back(self, answered: list[tuple[int, float]]) -> None:
-        with self._lock:
-            self._answered[:0] = answered
+        budget = self._budget
+        with budget.lock:
+            budget.answered[:0] = answered
 
     def _ensure_key(self) -> None:
         if self._known:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from connector.db import Database
 from connector.models import RateLimitSlot
@@ -136,3 +136,44 @@ def test_a_take_that_waited_for_the_budget_leaves_the_slots_taken_meanwhile_wher
         times = sorted(session.scalars(select(RateLimitSlot.taken_at)))
     assert times[0] == taken_at  # the other process's slot, where it was taken
     assert times[1] >= taken_at  # this take's, after it
+
+
+def test_threads_of_one_process_ask_the_database_one_at_a_time(database):
+    # Twelve threads want a slot of a budget of two a window: they queue at the process's gate, and the one at the
+    # gate looks at the window about twice a slot (its slots still in flight, then until the oldest leaves),
+    # instead of every waiting thread polling the database in turn.
+    limiter = DatabaseRateLimiter(database, "destination:1", 2, 0.25)
+    limiter.acquire()  # the budget's row exists
+    transactions = []
+
+    def count(connection) -> None:
+        transactions.append(1)
+
+    def caller() -> None:
+        with limiter.tracking():
+            limiter.acquire()
+
+    event.listen(database.engine, "begin", count)
+    try:
+        threads = [threading.Thread(target=caller) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        event.remove(database.engine, "begin", count)
+    assert len(transactions) <= 3 * len(threads)  # one a thread, polling each: five times that, and more
+
+
+def test_a_slot_answered_in_one_run_is_closed_by_the_next_take_of_another(database):
+    # Two runs in one process share a budget of one request; the first run's request was answered and that run
+    # asks no more. The second run's take closes that slot: it waits a window, not until the slot is let go as
+    # stuck (six windows).
+    first = DatabaseRateLimiter(database, "destination:1", 1, 0.3)
+    second = DatabaseRateLimiter(database, "destination:1", 1, 0.3)
+    with first.tracking():
+        first.acquire()
+    started = time.monotonic()
+    with second.tracking():
+        second.acquire()
+    assert time.monotonic() - started < 1.0
