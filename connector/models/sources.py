@@ -73,7 +73,10 @@ class SourceRow(Base):
 
     __tablename__ = "source_rows"
 
-    model_id: Mapped[int] = mapped_column(ForeignKey("source_models.id", ondelete="CASCADE"), primary_key=True)
+    # No foreign key to source_models, on purpose: a first run writes a row here per source row, and the per-row
+    # check was more than half of that insert. A model's delete still removes its rows (trigger
+    # ``trg_source_models_delete_rows``, migration 0020); a run locks its model's row before each chunk it writes.
+    model_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     row_key: Mapped[str] = mapped_column(String(500), primary_key=True)
     row_hash: Mapped[str] = mapped_column(String(32))
 

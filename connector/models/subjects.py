@@ -43,7 +43,8 @@ class User(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    # No index of its own: the unique constraints and indexes above lead with it (migration 0020).
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     external_id: Mapped[str | None] = mapped_column(String(255))
     email: Mapped[str | None] = mapped_column(String(320))
     # email, sms, push, whatsapp or in_app (``connector.models.automation.Channel``), set through identify.

@@ -301,6 +301,11 @@ def _write_chunk(
     counts: _Counts,
     cursor: dict[str, Any] | None,
 ) -> None:
+    # The model's row, locked against its delete until the chunk commits: what a foreign key's check did for each
+    # source row written, once (migration 0020). A model deleted meanwhile fails the run, having written nothing.
+    locked = select(SourceModel.id).where(SourceModel.id == snapshot.id).with_for_update(read=True, key_share=True)
+    if session.scalar(locked) is None:
+        raise InvalidError.one("model", "the model was deleted while it ran")
     chunk = _Counts(rows_read=len(planned))
     keys = sorted({p.key for p in planned if p.item is not None})
     stored = _stored_hashes(session, snapshot.id, keys)

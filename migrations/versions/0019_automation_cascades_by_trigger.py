@@ -25,7 +25,7 @@ triggers (create them again); one that recreates ``enrolments`` or ``playbook_fi
 
 from collections.abc import Sequence
 
-from alembic import op
+from connector.migrate import cascade_by_trigger, foreign_key_for_trigger
 
 revision: str = "0019"
 down_revision: str | None = "0018"
@@ -51,52 +51,11 @@ CASCADES = [
 ]
 
 
-def _postgresql() -> bool:
-    return op.get_bind().dialect.name == "postgresql"
-
-
 def upgrade() -> None:
-    for child, foreign_key, _parent, _column, _trigger in CASCADES:
-        with op.batch_alter_table(child) as batch_op:
-            batch_op.drop_constraint(foreign_key, type_="foreignkey")
-    for child, _foreign_key, parent, column, trigger in CASCADES:
-        if _postgresql():
-            op.execute(
-                f"""
-                CREATE FUNCTION {trigger[4:]}() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                    DELETE FROM {child} WHERE {column} = OLD.id;
-                    RETURN NULL;
-                END
-                $$
-                """
-            )
-            op.execute(
-                f"CREATE TRIGGER {trigger} AFTER DELETE ON {parent} FOR EACH ROW EXECUTE FUNCTION {trigger[4:]}()"
-            )
-        else:
-            op.execute(
-                f"""
-                CREATE TRIGGER {trigger} AFTER DELETE ON {parent}
-                BEGIN
-                    DELETE FROM {child} WHERE {column} = OLD.id;
-                END
-                """
-            )
+    for cascade in CASCADES:
+        cascade_by_trigger(*cascade)
 
 
 def downgrade() -> None:
-    # Triggers first: SQLite cannot recreate a table (batch mode) that a trigger names.
-    for _child, _foreign_key, parent, _column, trigger in CASCADES:
-        if _postgresql():
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {parent}")
-            op.execute(f"DROP FUNCTION IF EXISTS {trigger[4:]}()")
-        else:
-            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-    for child, foreign_key, parent, column, _trigger in CASCADES:
-        # Rows written without a check may name a parent that is gone; the foreign key would refuse them.
-        op.execute(
-            f"DELETE FROM {child} WHERE NOT EXISTS (SELECT 1 FROM {parent} WHERE {parent}.id = {child}.{column})"
-        )
-        with op.batch_alter_table(child) as batch_op:
-            batch_op.create_foreign_key(foreign_key, parent, [column], ["id"], ondelete="CASCADE")
+    for cascade in CASCADES:
+        foreign_key_for_trigger(*cascade)

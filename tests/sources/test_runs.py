@@ -4,10 +4,21 @@ incrementally by cursor or by hash diff, with deletes, invalid rows and failures
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
-from connector.models import Account, AccountUser, Event, ObjectRecord, SourceModel, SourceRun, SourceRunError, User
-from connector.sources.runs import run_model
+from connector.models import (
+    Account,
+    AccountUser,
+    Event,
+    ObjectRecord,
+    Source,
+    SourceModel,
+    SourceRow,
+    SourceRun,
+    SourceRunError,
+    User,
+)
+from connector.sources.runs import execute_run, prepare_run, run_model
 from tests.segments.support import members, segments_of
 from tests.sources.conftest import BOX, make_model, make_source
 
@@ -31,8 +42,8 @@ def run(database, model, chunk_size: int = 1000):
     return run_model(database, model.id, BOX, chunk_size=chunk_size)
 
 
-def user_model(database, tenant, warehouse, **extra):
-    source = make_source(database, tenant, warehouse)
+def user_model(database, tenant, warehouse, source_name: str = "Warehouse", **extra):
+    source = make_source(database, tenant, warehouse, source_name)
     fields = {
         "kind": "users",
         "query": "SELECT id, email, plan, seats, updated_at FROM people",
@@ -290,3 +301,41 @@ def test_accounts_links_events_and_objects_models(database, tenant, any_warehous
         )
         record = session.scalar(select(ObjectRecord))
         assert record.external_id == "m1" and record.fields == {"company": 10}
+
+
+def test_deleting_a_model_or_its_source_deletes_its_row_hashes(database, tenant, warehouse):
+    # The hashes have no foreign key (a first run writes one per source row): the cascade is a trigger on the model,
+    # reached by the model's own delete and by its source's.
+    warehouse.run(PEOPLE)
+    warehouse.insert("people", people(3))
+    kept, dropped, other = (user_model(database, tenant, warehouse, name) for name in ("a", "b", "c"))
+    for model in (kept, dropped, other):
+        assert run(database, model).status == "succeeded"
+
+    def hashes() -> dict[int, int]:
+        with database.session() as session:
+            rows = session.execute(select(SourceRow.model_id, func.count()).group_by(SourceRow.model_id)).all()
+            return dict(rows)
+
+    assert hashes() == {kept.id: 3, dropped.id: 3, other.id: 3}
+    with database.session() as session:
+        session.execute(delete(SourceModel).where(SourceModel.id == dropped.id))
+        session.execute(delete(Source).where(Source.id == other.source_id))
+    assert hashes() == {kept.id: 3}
+
+
+def test_a_model_deleted_while_it_runs_fails_the_run_and_leaves_no_row_hashes(database, tenant, warehouse):
+    warehouse.run(PEOPLE)
+    warehouse.insert("people", people(3))
+    model = user_model(database, tenant, warehouse)
+    prepared = prepare_run(database, model.id, BOX)
+    with database.session() as session:
+        session.execute(delete(SourceModel).where(SourceModel.id == model.id))
+
+    outcome = execute_run(database, prepared)
+
+    assert outcome.status == "failed"
+    assert outcome.error == "model: the model was deleted while it ran"
+    with database.session() as session:
+        assert session.scalar(select(func.count()).select_from(SourceRow)) == 0
+        assert session.scalar(select(func.count()).select_from(User)) == 0
