@@ -93,7 +93,10 @@ class SyncRecord(Base):
     __tablename__ = "sync_records"
     __table_args__ = (Index(None, "sync_id", "state"),)
 
-    sync_id: Mapped[int] = mapped_column(ForeignKey("syncs.id", ondelete="CASCADE"), primary_key=True)
+    # No foreign key to syncs, on purpose: a run writes a row per acknowledged record, and the per-row check was a
+    # third of that upsert. A sync's delete still removes its records (trigger ``trg_syncs_delete_records``,
+    # migration 0020); ``syncs.records`` locks the sync's row once per statement it writes.
+    sync_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subject_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     identity: Mapped[str | None] = mapped_column(String(500))
     payload_hash: Mapped[str | None] = mapped_column(String(64))

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, exists, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from connector.ingest.statements import insert_rows
-from connector.models import Account, RecordState, SubjectType, SyncRecord, SyncRun, SyncRunError, User, utcnow
+from connector.models import Account, RecordState, SubjectType, Sync, SyncRecord, SyncRun, SyncRunError, User, utcnow
 
 # Deleting ids in chunks keeps each statement's parameter list well under every driver's limit.
 CHUNK = 1000
@@ -25,6 +25,11 @@ def _upsert(session: Session, rows: list[dict[str, Any]], updated: tuple[str, ..
     exist. One statement per batch (``insert_rows``): an executemany of a batch's upserts was most of the database's
     work in a sync run. A subject twice in ``rows`` keeps its last row, as one statement may touch a row only once."""
     if not rows:
+        return
+    # The sync's row, locked against its delete until this transaction ends: what a foreign key's check did for
+    # each row, once (migration 0020). Records acknowledged after the sync was deleted are not written.
+    sync_id = rows[0]["sync_id"]
+    if session.scalar(select(Sync.id).where(Sync.id == sync_id).with_for_update(read=True, key_share=True)) is None:
         return
     latest = list({row["subject_id"]: row for row in rows}.values()) if len(rows) > 1 else rows
     insert_rows(
