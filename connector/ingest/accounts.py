@@ -14,7 +14,7 @@ from connector.ingest.attributes import merge_attributes
 from connector.ingest.batches import Batch, BatchResult, ItemResult
 from connector.ingest.items import GroupItem
 from connector.ingest.objects import link_objects
-from connector.ingest.statements import insert_into, one_of
+from connector.ingest.statements import insert_missing, one_of
 from connector.ingest.subjects import (
     accounts,
     change_account_links,
@@ -123,8 +123,9 @@ def _insert_new(session: Session, workspace_id: int, planned: list[_Account], no
     new = [a for a in planned if a.stored is None]
     if not new:
         return True
-    inserted = session.execute(
-        insert_into(session, accounts).on_conflict_do_nothing().returning(accounts.c.id, accounts.c.external_id),
+    inserted = insert_missing(
+        session,
+        accounts,
         [
             {
                 "workspace_id": workspace_id,
@@ -137,7 +138,8 @@ def _insert_new(session: Session, workspace_id: int, planned: list[_Account], no
             }
             for a in new
         ],
-    ).all()
+        returning=[accounts.c.id, accounts.c.external_id],
+    )
     ids = {row.external_id: row.id for row in inserted}
     for account in new:
         account.id = ids.get(account.external_id)

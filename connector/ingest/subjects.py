@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from connector.changes import ChangeSet
 from connector.ingest.batches import Batch, ItemResult
 from connector.ingest.items import UserRef
-from connector.ingest.statements import insert_into, insert_rows, one_of
+from connector.ingest.statements import insert_into, insert_missing, one_of
 from connector.models import Account, AccountUser, User, utcnow
 
 # How stale a user's updated_at may get while the user is active (see touch_users).
@@ -109,7 +109,7 @@ def resolve_users(session: Session, workspace_id: int, keys: Sequence[UserKey], 
         if new:
             # In key order, so concurrent requests creating the same users wait for each other in the same order.
             rows = sorted(new.values(), key=lambda r: (r["external_id"] or "", r["email"] or ""))
-            inserted = insert_rows(session, users, rows, returning=[users.c.id, users.c.external_id, users.c.email])
+            inserted = insert_missing(session, users, rows, returning=[users.c.id, users.c.external_id, users.c.email])
             created.update(row.id for row in inserted)
             if len(inserted) < len(new):
                 continue  # someone else created some of them first: read them back
@@ -136,7 +136,7 @@ def resolve_accounts(session: Session, workspace_id: int, external_ids: Iterable
         )
         missing = sorted(e for e in wanted if e not in found)
         if missing:
-            inserted = insert_rows(
+            inserted = insert_missing(
                 session,
                 accounts,
                 [

@@ -19,7 +19,7 @@ from connector.ingest.attributes import merge_attributes
 from connector.ingest.batches import Batch, BatchResult, ItemResult
 from connector.ingest.items import IdentifyItem
 from connector.ingest.objects import link_objects
-from connector.ingest.statements import insert_rows
+from connector.ingest.statements import insert_missing
 from connector.ingest.subjects import (
     accounts,
     change_account_links,
@@ -172,7 +172,7 @@ def _insert_new(session: Session, workspace_id: int, planned: list[_User], now) 
     new = sorted((u for u in planned if u.stored is None), key=lambda u: (u.external_id or "", u.email or ""))
     if not new:
         return True
-    inserted = insert_rows(
+    inserted = insert_missing(
         session,
         users,
         [
