@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from connector.changes import ChangeSet
 from connector.ingest.batches import Batch, ItemResult
 from connector.ingest.items import UserRef
-from connector.ingest.statements import insert_into, insert_missing, one_of
+from connector.ingest.statements import insert_missing, insert_rows, one_of
 from connector.models import Account, AccountUser, User, utcnow
 
 # How stale a user's updated_at may get while the user is active (see touch_users).
@@ -196,9 +196,8 @@ def change_account_links(
     to_add = sorted(add - present - remove)
     to_remove = sorted(remove & present)
     if to_add:
-        session.execute(
-            insert_into(session, account_users).on_conflict_do_nothing(),
-            [{"user_id": u, "account_id": a, "workspace_id": workspace_id} for u, a in to_add],
+        insert_rows(
+            session, account_users, [{"user_id": u, "account_id": a, "workspace_id": workspace_id} for u, a in to_add]
         )
     if to_remove:
         session.execute(
