@@ -26,10 +26,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, any_, exists, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from connector.computed.reads import value_of
+from connector.ingest.statements import one_of
 from connector.models import (
     Account,
     RecordState,
@@ -38,7 +39,6 @@ from connector.models import (
     SyncRecord,
     User,
 )
-from connector.scratch import id_array
 from connector.syncs.mapping import AttributeSource, FieldSource, InvalidRecord, Renderer, normal_identity
 
 PAGE_SIZE = 5000
@@ -160,7 +160,9 @@ def leaving_page(
     and that are not removed already; by subject id. ``subject_ids``: only those.
 
     The records are read a window at a time (the next ``PAGE_SIZE`` or more, by the primary key), and which of
-    their subjects are still in scope is asked of each table alone, by those ids; the difference is taken here.
+    their subjects are still in scope is asked of each table alone, by those ids (``one_of``: the array unpacked once;
+    ``= ANY(CAST(:text AS bigint[]))`` parsed the whole array again for each row a plan scanned, 2 s for 10,000 ids
+    against 10,000 users); the difference is taken here.
     No statement joins tables, so none has a plan that rests on the planner's idea of their sizes: as one
     anti-join, with statistics taken when the tables were nearly empty, PostgreSQL joined users and memberships
     again for every record, and a run of 2,000 records read for minutes.
@@ -189,7 +191,7 @@ def leaving_page(
         ids = [row.subject_id for row in window]
         kept = set(
             session.scalars(
-                select(model.id).where(model.workspace_id == scope.workspace_id, _among(session, model.id, ids))
+                select(model.id).where(model.workspace_id == scope.workspace_id, one_of(session, model.id, ids))
             )
         )
         if scope.segment_ids and kept:
@@ -198,7 +200,7 @@ def leaving_page(
                     select(SegmentMembership.subject_id)
                     .where(
                         SegmentMembership.segment_id.in_(scope.segment_ids),
-                        _among(session, SegmentMembership.subject_id, sorted(kept)),
+                        one_of(session, SegmentMembership.subject_id, sorted(kept)),
                     )
                     .distinct()
                 )
@@ -206,14 +208,6 @@ def leaving_page(
         found += [row for row in window if row.subject_id not in kept][: limit - len(found)]
         after_id = ids[-1]
     return found
-
-
-def _among(session: Session, column, ids: Sequence[int]):
-    """``column`` is one of ``ids``: on PostgreSQL ``= ANY`` of one array parameter, a condition on the table alone
-    (a hashed test, or probes of an index), never a join."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column == any_(id_array(ids))
-    return column.in_(ids)
 
 
 def duplicate_identities(
